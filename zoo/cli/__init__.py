@@ -1,0 +1,1 @@
+"""The `semzoo` command line (typer)."""

@@ -1,0 +1,71 @@
+"""Options shared by several commands, defined once, and the progress bar all commands use."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Annotated, Callable, Iterator, Optional
+
+import typer
+
+REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+def default_zoo() -> Path:
+    """The zoo used when no ``--zoo`` is given: $SEMZOO_ZOO, else the repository's models/."""
+    return Path(os.environ.get("SEMZOO_ZOO") or REPO_MODELS)
+
+
+ZooOption = Annotated[
+    Optional[Path],
+    typer.Option("--zoo", help="Model zoo directory (default: $SEMZOO_ZOO or the repository's models/)."),
+]
+OverwriteOption = Annotated[
+    bool, typer.Option("--overwrite", help="Replace output files that already exist.")
+]
+PixelSizeOption = Annotated[
+    Optional[float],
+    typer.Option("--pixel-size", min=0.0, help="Pixel size in nm; overrides the file's metadata."),
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Random seed (results are deterministic per seed).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int | None = None) -> Iterator[Callable[..., None]]:
+    """A rich progress bar with ETA; yields ``update(done, total=None, description=None)``.
+
+    Library functions take a plain ``progress(done, total)`` callback; pass this one.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+
+        def update(done: int, total: int | None = None, description: str | None = None) -> None:
+            kwargs = {"completed": done}
+            if total is not None:
+                kwargs["total"] = total
+            if description is not None:
+                kwargs["description"] = description
+            bar.update(task, **kwargs)
+
+        yield update

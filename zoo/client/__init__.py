@@ -1,0 +1,1 @@
+"""Client library for TF Serving's gRPC API (no Keras import)."""

@@ -1,0 +1,1 @@
+"""Evaluation as in the paper: gaps between particles, spectra/FRC, PSNR/SSIM, reports."""

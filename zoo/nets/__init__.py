@@ -1,0 +1,1 @@
+"""Networks: U-Net generator, VGG-style discriminator, losses and the SRGAN model."""

@@ -1,0 +1,1 @@
+"""The model zoo: versions, cards, SavedModel export and TF Serving config."""

@@ -1,0 +1,1 @@
+"""An embedded server speaking TF Serving's gRPC API over the zoo."""
