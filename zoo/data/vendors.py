@@ -219,6 +219,9 @@ def from_zeiss(tif, width: int, height: int) -> VendorInfo | None:
     elif display_pixel:
         info.pixel_size_nm = display_pixel * _ZEISS_REFERENCE_WIDTH / width
         info.pixel_size_source = "Zeiss CZ_SEM ap_pixel_size x 1024 / image width"
+    # SmartSEM draws its data zone over the bottom of the frame (the field height covers every
+    # row) and CZ_SEM states no height for it, so there is nothing trustworthy to crop by.
+    info.warnings.append("Zeiss: CZ_SEM gives no data-zone height; if the image shows one, its rows are kept")
     if display_pixel and info.pixel_size_nm and not image_pixel:
         expected = display_pixel * _ZEISS_REFERENCE_WIDTH / width
         if abs(expected / info.pixel_size_nm - 1) > 0.01:
@@ -292,12 +295,26 @@ def from_ome(tif, width: int, height: int) -> VendorInfo | None:
 Reader = Callable[[Any, int, int], "VendorInfo | None"]
 
 # Order matters: semzoo's files are ImageJ files, and vendor tags beat generic containers.
-TIFF_READERS: tuple[Reader, ...] = (from_semzoo, from_fei, from_zeiss, from_ome, from_imagej)
+TAG_READERS: tuple[Reader, ...] = (from_semzoo, from_fei, from_zeiss)
+CONTAINER_READERS: tuple[Reader, ...] = (from_ome, from_imagej)
 
 
 def identify(tif, path: Path, width: int, height: int) -> VendorInfo:
-    """The first vendor whose metadata this file carries; vendor "unknown" otherwise."""
-    for reader in TIFF_READERS:
+    """The first vendor whose metadata this file carries; vendor "unknown" otherwise.
+
+    Order: semzoo's own record, FEI, Zeiss, TESCAN (tags in the file), then JEOL/Hitachi
+    sidecars beside it, then the generic OME and ImageJ containers.
+    """
+    from zoo.data import vendor_text  # TESCAN, JEOL, Hitachi: the formats tifffile leaves alone
+
+    for reader in TAG_READERS:
+        info = reader(tif, width, height)
+        if info is not None:
+            return info
+    info = vendor_text.from_tescan(tif, path, width, height) or vendor_text.from_txt_sidecar(path, width, height)
+    if info is not None:
+        return info
+    for reader in CONTAINER_READERS:
         info = reader(tif, width, height)
         if info is not None:
             return info
