@@ -13,8 +13,10 @@ the user must see: :func:`require_pixel_size`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
+import logging
 import math
 import os
 import tempfile
@@ -128,35 +130,9 @@ def read_sem(
         raise UserError(f"{path}: not a file")
     if path.stat().st_size == 0:
         raise UserError(f"{path}: empty file")
-    try:
-        tif = tifffile.TiffFile(path)
-    except Exception as exc:  # noqa: BLE001 - tifffile raises many types for bad headers
-        raise UserError(f"{path}: not a readable TIFF image ({_reason(exc)})") from None
-    with tif:
-        try:
-            page = tif.pages.first
-            n_pages = len(tif.pages)
-        except Exception as exc:  # noqa: BLE001
-            raise UserError(f"{path}: corrupt TIFF structure ({_reason(exc)})") from None
-        width, height = int(page.imagewidth), int(page.imagelength)
-        if width < 2 or height < 2:
-            raise UserError(f"{path}: image is {width}x{height} pixels; need at least 2x2")
-        if width * height > max_pixels:
-            raise UserError(
-                f"{path}: image is {width}x{height} = {width * height} pixels, over the pixel "
-                f"budget of {max_pixels}"
-            )
-        info = vendors.identify(tif, path, width, height)
-        warnings = list(info.warnings)
-        if n_pages > 1:
-            warnings.append(f"file has {n_pages} pages; reading the first")
-        _check_not_truncated(tif, page, path)
-        try:
-            data = page.asarray()
-        except Exception as exc:  # noqa: BLE001 - codec errors, short reads
-            raise UserError(f"{path}: pixel data unreadable, truncated or corrupt ({_reason(exc)})") from None
-        image = _to_gray(data, page, path, warnings)
-
+    warnings: list[str] = []
+    with _tifffile_log(warnings):
+        info, image = _read_first_page(path, max_pixels, warnings)
     image = _check_pixels(image, path)
     databar_rows = 0
     if info.scan_height is not None:
@@ -188,6 +164,60 @@ def read_sem(
         path=path,
         warnings=warnings,
     )
+
+
+@contextlib.contextmanager
+def _tifffile_log(warnings: list[str]):
+    """Collect what tifffile logs about odd files into ``warnings`` instead of stderr."""
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage().strip().splitlines()
+            warnings.append(f"tifffile: {message[0] if message else record.levelname}")
+
+    logger = logging.getLogger("tifffile")
+    handler = Collect(level=logging.WARNING)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _read_first_page(path: Path, max_pixels: int, warnings: list[str]):
+    """Vendor info and the gray pixels of the first page, checking the budget first."""
+    try:
+        tif = tifffile.TiffFile(path)
+    except Exception as exc:  # noqa: BLE001 - tifffile raises many types for bad headers
+        raise UserError(f"{path}: not a readable TIFF image ({_reason(exc)})") from None
+    with tif:
+        try:
+            page = tif.pages.first
+            n_pages = len(tif.pages)
+        except Exception as exc:  # noqa: BLE001
+            raise UserError(f"{path}: corrupt TIFF structure ({_reason(exc)})") from None
+        width, height = int(page.imagewidth), int(page.imagelength)
+        if width < 2 or height < 2:
+            raise UserError(f"{path}: image is {width}x{height} pixels; need at least 2x2")
+        if width * height > max_pixels:
+            raise UserError(
+                f"{path}: image is {width}x{height} = {width * height} pixels, over the pixel "
+                f"budget of {max_pixels}"
+            )
+        info = vendors.identify(tif, path, width, height)
+        warnings.extend(info.warnings)
+        if n_pages > 1:
+            warnings.append(f"file has {n_pages} pages; reading the first")
+        _check_not_truncated(tif, page, path)
+        try:
+            data = page.asarray()
+        except Exception as exc:  # noqa: BLE001 - codec errors, short reads
+            raise UserError(f"{path}: pixel data unreadable, truncated or corrupt ({_reason(exc)})") from None
+        image = _to_gray(data, page, path, warnings)
+    return info, image
 
 
 def _reason(exc: BaseException) -> str:
