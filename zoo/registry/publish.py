@@ -1,0 +1,151 @@
+"""Publish a training run into the zoo: card from the run's config + data manifest, export, publish.
+
+``publish_run`` is what ``semzoo publish`` calls; notebooks call it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from zoo.errors import UserError
+from zoo.registry.card import Card, check_name, new_card
+
+ProgressCallback = Callable[[int, int], None]
+EVALUATION_FILE = "evaluation.json"
+
+
+def _training_steps(config: Mapping[str, Any], history: Mapping[str, Any]) -> int:
+    """Generator steps actually trained: from the history when it records them, else config."""
+    for key in ("steps_done", "step", "steps"):
+        value = history.get(key) if isinstance(history, Mapping) else None
+        if isinstance(value, list) and value and isinstance(value[-1], (int, float)):
+            return int(value[-1])
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return int(value)
+    value = config.get("steps")
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def card_from_run(
+    run,
+    *,
+    name: str,
+    tile: Mapping[str, int],
+    sample_type: str | None = None,
+    evaluation: Mapping[str, Any] | None = None,
+    parent: str | None = None,
+) -> Card:
+    """The card for a ``zoo.training.train.Run`` (config, data manifest, history)."""
+    config: Mapping[str, Any] = run.config or {}
+    manifest: Mapping[str, Any] = run.manifest or {}
+    history: Mapping[str, Any] = getattr(run, "history", None) or {}
+    lr = manifest.get("lr_pixel_size_nm")
+    scale = manifest.get("scale", config.get("scale", 2))
+    if not isinstance(lr, (int, float)) or not lr > 0:
+        raise UserError("the run's data manifest has no lr_pixel_size_nm: cannot write the card")
+    hr = manifest.get("hr_pixel_size_nm")
+    if isinstance(hr, (int, float)) and not math.isclose(lr / scale, hr, rel_tol=0.02):
+        raise UserError(
+            f"the run's pixel sizes {lr} -> {hr} nm do not match its scale factor {scale}"
+        )
+    patches = manifest.get("patches") or {}
+    pairs = manifest.get("pairs") or []
+    training = {
+        "pairs": len(pairs) if isinstance(pairs, (list, dict)) else int(pairs),
+        "patches": int(patches.get("train", 0)) + int(patches.get("val", 0))
+        if isinstance(patches, Mapping)
+        else int(patches),
+        "simulated": bool(manifest.get("simulated", False)),
+        "dataset_hash": manifest.get("dataset_hash"),
+        "steps": _training_steps(config, history),
+        "preset": config.get("preset"),
+    }
+    return new_card(
+        name=name,
+        sample_type=sample_type or config.get("sample_type") or manifest.get("sample_type"),
+        input_pixel_size_nm=float(lr),
+        scale=int(scale),
+        tile=tile,
+        training=training,
+        evaluation=evaluation,
+        parent=parent,
+    )
+
+
+def read_evaluation(run_dir: str | Path) -> dict:
+    """RUN/evaluation.json when the run was evaluated, else an empty table."""
+    path = Path(run_dir) / EVALUATION_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must hold a JSON object")
+    return data
+
+
+def publish_generator(
+    generator,
+    card: Mapping[str, Any],
+    zoo_root: str | Path,
+    *,
+    label: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[str, int]:
+    """Export ``generator`` with ``card`` and publish it as the next version of card['name']."""
+    from zoo.registry.export import export_generator
+    from zoo.registry.store import Zoo
+
+    zoo = Zoo(zoo_root)
+    version = zoo.publish_version(
+        card["name"],
+        lambda out: export_generator(generator, card, out),
+        label=label,
+        progress=progress,
+    )
+    return card["name"], version
+
+
+def publish_run(
+    run_dir: str | Path,
+    name: str,
+    zoo_root: str | Path | None = None,
+    label: str | None = None,
+    *,
+    sample_type: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[str, int]:
+    """Publish the generator of training run ``run_dir`` as a new version of ``name``.
+
+    The card comes from the run's config.json and data manifest (pixel sizes, training
+    summary) and RUN/evaluation.json (when present); the tile overlap is the generator's
+    measured receptive field. Returns ``(name, version)``.
+    """
+    from zoo.registry.export import tile_geometry
+    from zoo.registry.store import check_label
+    from zoo.training.train import load_run
+
+    check_name(name)
+    if label is not None:
+        check_label(label)
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"no training run at {run_dir}")
+    if zoo_root is None:
+        from zoo.cli.options import default_zoo
+
+        zoo_root = default_zoo()
+    run = load_run(run_dir)
+    card = card_from_run(
+        run,
+        name=name,
+        tile=tile_geometry(run.generator),
+        sample_type=sample_type,
+        evaluation=read_evaluation(run_dir),
+    )
+    return publish_generator(run.generator, card, zoo_root, label=label, progress=progress)
