@@ -244,11 +244,15 @@ class Registration:
             "affine": [[round(float(v), 6) for v in row] for row in self.affine],
             "correlation_before": round(self.correlation_before, 4),
             "correlation": round(self.correlation_after, 4),
-            "residual_px": round(self.residual_px, 4),
-            "residual_px_p95": round(self.residual_px_p95, 4),
+            "residual_px": _finite(self.residual_px),
+            "residual_px_p95": _finite(self.residual_px_p95),
             "valid_fraction": round(self.valid_fraction, 4),
             "notes": list(self.notes),
         }
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 4) if np.isfinite(value) else None
 
 
 def check_pixel_sizes(lr_pixel_size_nm: float, hr_pixel_size_nm: float, name: str = "pair") -> float:
