@@ -327,3 +327,28 @@ def test_bad_pixel_size_override(tmp_path, rng, size):
     path = _tiny_tiff(tmp_path, rng)
     with pytest.raises(UserError, match="pixel size"):
         read_sem(path, pixel_size_nm=size)
+
+
+def test_semzoo_file_rescaled_and_resaved_in_fiji_uses_the_new_calibration(tmp_path, rng):
+    path = write_sem(tmp_path / "a.tif", rng.integers(0, 255, (20, 30)).astype(np.uint8), 7.1)
+    with tifffile.TiffFile(path) as tif:
+        info = tif.imagej_metadata["Info"]
+        half = tif.asarray()[::2, ::2]
+    # What Fiji writes after Image > Scale 0.5 and Save: the Info property travels along.
+    tifffile.imwrite(path, half, imagej=True, resolution=(1 / 14.2, 1 / 14.2), metadata={"unit": "nm", "Info": info})
+    sem = read_sem(path)
+    assert sem.vendor == "semzoo"
+    assert sem.pixel_size_nm == pytest.approx(14.2, rel=1e-6)
+    assert sem.pixel_size_source == "ImageJ resolution (nm)"
+    assert any("15x10 but semzoo wrote it as 30x20" in w for w in sem.warnings)
+    assert any("differs from semzoo's record" in w for w in sem.warnings)
+
+
+def test_write_refuses_a_directory_and_accepts_big_endian(tmp_path):
+    (tmp_path / "d.tif").mkdir()
+    with pytest.raises(UserError, match="is a directory"):
+        write_sem(tmp_path / "d.tif", np.zeros((4, 4), np.uint8), 7.1, overwrite=True)
+    image = np.arange(12, dtype=">u2").reshape(3, 4)
+    sem = read_sem(write_sem(tmp_path / "be.tif", image, 7.1))
+    np.testing.assert_array_equal(sem.image, image)
+    assert sem.image.dtype == np.uint16

@@ -278,3 +278,13 @@ def test_unrelated_txt_beside_a_plain_tiff_is_ignored(tmp_path, scan):
         require_pixel_size(sem)
     override = read_sem(path, pixel_size_nm=7.1)
     assert (override.pixel_size_nm, override.pixel_size_source, override.vendor) == (7.1, "user", "unknown")
+
+
+def test_fei_image_resampled_after_acquisition(tmp_path, scan):
+    text = "[Scan]\r\nPixelWidth=3.55e-009\r\n[Image]\r\nResolutionX=60\r\nResolutionY=64\r\n"
+    path = tmp_path / "fei_half.tif"
+    tifffile.imwrite(path, scan, extratags=[(34682, "s", 0, text, True)])
+    sem = read_sem(path)
+    assert sem.pixel_size_nm == pytest.approx(7.1)
+    assert (sem.height, sem.databar_rows) == (40, 0)
+    assert any("60 pixels wide but the image is 30" in w for w in sem.warnings)

@@ -301,6 +301,8 @@ def _check_pixels(image: np.ndarray, path: Path) -> np.ndarray:
     dtype = image.dtype
     if dtype == np.bool_ or dtype.kind not in "uif" or dtype.itemsize > 8:
         raise UserError(f"{path}: unsupported pixel type {dtype} (need 8/16-bit integer or float gray)")
+    if not dtype.isnative:
+        image = image.astype(dtype.newbyteorder("="))
     if dtype == np.float16:
         image = image.astype(np.float32)
     if dtype.kind == "f" and not np.isfinite(image).all():
@@ -359,16 +361,21 @@ def write_sem(
         raise UserError(f"{path}: image is {image.shape[1]}x{image.shape[0]} pixels; need at least 2x2")
     if image.dtype == np.float64:
         image = image.astype(np.float32)
+    if not image.dtype.isnative:
+        image = image.astype(image.dtype.newbyteorder("="))
     if image.dtype not in WRITE_DTYPES:
         raise UserError(f"{path}: cannot write pixel type {image.dtype} (uint8, uint16 or float32)")
     if image.dtype.kind == "f" and not np.isfinite(image).all():
         raise UserError(f"{path}: image holds NaN or infinite values; nothing written")
     if not path.parent.is_dir():
         raise UserError(f"{path.parent}: no such directory")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory")
     if path.exists() and not overwrite:
         raise UserError(f"{path}: already exists; pass --overwrite to replace it")
 
     record = {vendors.SEMZOO_KEY: provenance(pixel_size_nm, description)}
+    record[vendors.SEMZOO_KEY].update(width=int(image.shape[1]), height=int(image.shape[0]))
     options: dict[str, Any] = {
         "imagej": True,
         "photometric": "minisblack",

@@ -138,12 +138,30 @@ def from_semzoo(tif, width: int, height: int) -> VendorInfo | None:
     if record is None:
         return None
     size = positive(record.get("pixel_size_nm"))
-    return VendorInfo(
+    info = VendorInfo(
         vendor="semzoo",
         pixel_size_nm=size,
         pixel_size_source="semzoo metadata" if size else "none",
         metadata=record,
     )
+    # Fiji keeps the Info property when a user crops, scales and re-saves the image; then the
+    # ImageJ calibration is the current one and the record describes the file as first written.
+    written = (record.get("width"), record.get("height"))
+    if None not in written and written != (width, height):
+        info.warnings.append(
+            f"image is {width}x{height} but semzoo wrote it as {written[0]}x{written[1]}; edited since"
+        )
+    calibrated = from_imagej(tif, width, height)
+    current = calibrated.pixel_size_nm if calibrated else None
+    if current and (not size or abs(current / size - 1) > 0.01):
+        if size:
+            info.warnings.append(
+                f"ImageJ calibration ({current:.6g} nm) differs from semzoo's record ({size:.6g} nm); "
+                "using the ImageJ calibration"
+            )
+        info.pixel_size_nm = current
+        info.pixel_size_source = calibrated.pixel_size_source
+    return info
 
 
 # --- FEI / Thermo Fisher -------------------------------------------------------------------
@@ -174,8 +192,18 @@ def from_fei(tif, width: int, height: int) -> VendorInfo | None:
                 info.pixel_size_nm = hfw / columns * 1e9
                 info.pixel_size_source = f"FEI [{section}] HFW / [Image] ResolutionX"
                 break
+    columns = positive((meta.get("Image") or {}).get("ResolutionX"))
     rows = positive((meta.get("Image") or {}).get("ResolutionY"))
-    if rows:
+    if columns and int(columns) != width:
+        # Resampled after acquisition: the pixel is no longer the scan's, and the data bar's
+        # height in this image is unknown.
+        if info.pixel_size_nm:
+            info.pixel_size_nm *= columns / width
+        info.warnings.append(
+            f"FEI scan was {int(columns)} pixels wide but the image is {width}; pixel size "
+            "rescaled to the image, data bar not cropped"
+        )
+    elif rows:
         info.scan_height = int(rows)
     return info
 
