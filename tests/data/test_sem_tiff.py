@@ -189,7 +189,7 @@ def test_gray_ramp_palette_keeps_indices_and_colour_palette_becomes_gray(tmp_pat
     sem = read_sem(path)
     rgb = colours.T[indices].astype(float)
     np.testing.assert_allclose(sem.image, rgb @ np.array([0.299, 0.587, 0.114]) / 257, atol=1.0)
-    assert any("colour palette" in w for w in sem.warnings)
+    assert any("mapped through its palette" in w for w in sem.warnings)
 
 
 def test_multi_page_reads_first_page_with_warning(tmp_path, rng):
@@ -352,3 +352,12 @@ def test_write_refuses_a_directory_and_accepts_big_endian(tmp_path):
     sem = read_sem(write_sem(tmp_path / "be.tif", image, 7.1))
     np.testing.assert_array_equal(sem.image, image)
     assert sem.image.dtype == np.uint16
+
+
+def test_min_is_white_is_inverted(tmp_path, rng):
+    image = rng.integers(0, 65535, (6, 7)).astype(np.uint16)
+    path = tmp_path / "white.tif"
+    tifffile.imwrite(path, image, photometric="miniswhite")
+    sem = read_sem(path)
+    np.testing.assert_array_equal(sem.image, 65535 - image)
+    assert any("min-is-white" in w for w in sem.warnings)

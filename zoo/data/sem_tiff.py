@@ -28,12 +28,11 @@ import numpy as np
 import tifffile
 
 from zoo.data import vendors
+from zoo.data.sem_pixels import check_pixels, to_gray
 from zoo.errors import UserError
 
 DEFAULT_MAX_PIXELS = 2**28
 WRITE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
-# ITU-R BT.601 luma weights: the usual gray conversion of screenshots.
-_LUMA = np.array([0.299, 0.587, 0.114])
 
 
 @dataclass
@@ -133,7 +132,7 @@ def read_sem(
     warnings: list[str] = []
     with _tifffile_log(warnings):
         info, image = _read_first_page(path, max_pixels, warnings)
-    image = _check_pixels(image, path)
+    image = check_pixels(image, path)
     databar_rows = 0
     if info.scan_height is not None:
         if info.scan_height < image.shape[0]:
@@ -216,7 +215,7 @@ def _read_first_page(path: Path, max_pixels: int, warnings: list[str]):
             data = page.asarray()
         except Exception as exc:  # noqa: BLE001 - codec errors, short reads
             raise UserError(f"{path}: pixel data unreadable, truncated or corrupt ({_reason(exc)})") from None
-        image = _to_gray(data, page, path, warnings)
+        image = to_gray(data, page, path, warnings)
     return info, image
 
 
@@ -235,80 +234,6 @@ def _check_not_truncated(tif, page, path: Path) -> None:
             )
     if not any(page.databytecounts):
         raise UserError(f"{path}: the image holds no pixel data")
-
-
-def _to_gray(data: np.ndarray, page, path: Path, warnings: list[str]) -> np.ndarray:
-    """The 2-D gray image of one page: palette indices, RGB(A) -> luma, extra samples dropped."""
-    photometric = int(page.photometric)
-    if photometric == tifffile.PHOTOMETRIC.PALETTE:
-        return _palette_to_gray(data, page, warnings)
-    data = np.asarray(data)
-    if data.ndim == 2:
-        return data
-    axes = page.axes  # e.g. "YX", "YXS", "SYX"
-    if data.ndim == 3 and "S" in axes and len(axes) == 3:
-        data = np.moveaxis(data, axes.index("S"), -1)
-    if data.ndim != 3:
-        raise UserError(f"{path}: expected a 2-D image, the first page has shape {data.shape}")
-    samples = data.shape[-1]
-    if photometric == tifffile.PHOTOMETRIC.RGB and samples >= 3:
-        rgb = data[..., :3]
-        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
-            warnings.append("RGB image with equal channels; using one channel as gray")
-            return rgb[..., 0]
-        warnings.append("RGB image converted to gray (ITU-R BT.601 luma)")
-        return _luma(rgb)
-    warnings.append(f"image has {samples} samples per pixel; using the first as gray")
-    return data[..., 0]
-
-
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    gray = rgb.astype(np.float64) @ _LUMA
-    if np.issubdtype(rgb.dtype, np.integer):
-        info = np.iinfo(rgb.dtype)
-        return np.clip(np.rint(gray), info.min, info.max).astype(rgb.dtype)
-    return gray.astype(rgb.dtype)
-
-
-def _palette_to_gray(indices: np.ndarray, page, warnings: list[str]) -> np.ndarray:
-    """Palette images: when the palette is a gray ramp the indices *are* the intensities.
-
-    Zeiss SmartSEM writes a 256-entry gray ramp with a few entries replaced by annotation
-    colours (data bar text, crosshairs); those pixels keep their raw index. A palette that
-    is not a gray ramp is a colour picture: map it through the palette, then to luma.
-    """
-    colormap = page.colormap
-    if colormap is None:
-        return indices
-    colormap = np.asarray(colormap).astype(np.int64)
-    n = colormap.shape[1]
-    ramp = np.rint(np.arange(n) * (65535 / max(n - 1, 1))).astype(np.int64)
-    is_ramp = (np.abs(colormap - ramp) <= 1).all(axis=0)  # per entry: R=G=B=index
-    if is_ramp.mean() >= 0.8:
-        used = np.bincount(indices.ravel(), minlength=n)[:n]
-        odd = int(used[~is_ramp].sum())
-        if odd:
-            warnings.append(
-                f"{odd} pixels use annotation colours of the gray palette; kept as raw indices"
-            )
-        return indices
-    warnings.append("colour palette image converted to gray (ITU-R BT.601 luma)")
-    rgb = colormap.T[np.clip(indices, 0, n - 1)]  # 16-bit palette values
-    return np.rint(_luma(rgb.astype(np.float64)) / 257.0).astype(np.uint8)
-
-
-def _check_pixels(image: np.ndarray, path: Path) -> np.ndarray:
-    dtype = image.dtype
-    if dtype == np.bool_ or dtype.kind not in "uif" or dtype.itemsize > 8:
-        raise UserError(f"{path}: unsupported pixel type {dtype} (need 8/16-bit integer or float gray)")
-    if not dtype.isnative:
-        image = image.astype(dtype.newbyteorder("="))
-    if dtype == np.float16:
-        image = image.astype(np.float32)
-    if dtype.kind == "f" and not np.isfinite(image).all():
-        bad = int((~np.isfinite(image)).sum())
-        raise UserError(f"{path}: {bad} pixels are NaN or infinite")
-    return image
 
 
 # --- writing -------------------------------------------------------------------------------
