@@ -1,0 +1,422 @@
+"""EnhanceClient: super-resolve SEM images of any size through TF Serving's gRPC API.
+
+Works against ``tensorflow_model_server`` and ``semzoo serve`` alike; needs only numpy, grpcio
+and the protos (no TensorFlow, no Keras: see :mod:`zoo.client.protos`).
+
+What it does for one image (de Haan et al., Sci. Rep. 9, 12050, 2019, Methods):
+
+1. Asks the server which version answers (GetModelMetadata: the tensor names of
+   ``serving_default``) and for that version's card (Predict on the ``card`` signature), then
+   pins that version for the whole image, so a version published mid-image cannot mix two
+   models in one result.
+2. Normalises with the *whole* image's mean and standard deviation (the paper's per-image
+   normalisation; per-tile statistics would make each tile's brightness differ).
+3. Cuts tiles of the card's size with its receptive-field context (:mod:`zoo.client.tiling`),
+   sends batches of equal-shaped tiles on a small thread pool, and blends the outputs as
+   they arrive.
+4. Maps the result back to the input's intensity scale and dtype (``out * std + mean``,
+   rounded and clipped for integer types); the pixel size becomes ``pixel_size_nm / scale``.
+
+Choosing a model: name one (``model=``, optionally ``version=`` or ``label=``), or give
+``candidates=`` (names to consider; TF Serving's API cannot list models) and the client picks
+the one whose card's input pixel size is closest to the image's, as
+:meth:`EnhanceClient.for_pixel_size` does. A pixel size more than 10 % away from the model's
+is a warning, or an error with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import warnings
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import grpc
+import numpy as np
+
+from zoo.client import protos
+from zoo.client.tiling import TileBlender
+from zoo.errors import UserError
+
+PIXEL_SIZE_TOLERANCE = 0.10
+DEFAULT_MAX_MESSAGE_MB = 512  # a 4096^2 float32 tile's x2 output alone is 256 MiB
+NORMALISATION = "per-image mean/std"
+
+
+class ServerError(UserError):
+    """The server refused or failed a call (``code`` is the grpc.StatusCode)."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None = None):
+        super().__init__(message)
+        self.code = code
+
+
+class _VersionGone(Exception):
+    """The pinned version disappeared mid-image (unloaded): start the image again."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the client learnt about one served model version."""
+
+    name: str
+    version: int
+    input_name: str
+    output_name: str
+    card: dict
+
+    @property
+    def scale(self) -> int:
+        return int(self.card["scale"])
+
+    @property
+    def input_pixel_size_nm(self) -> float:
+        return float(self.card["input_pixel_size_nm"])
+
+
+class EnhanceClient:
+    """A client for one model (or a list of candidates) on one server or several replicas.
+
+    ``target``: ``"host:port"`` or a list of them (replicas; requests go round-robin and a
+    retry goes to the next one). ``timeout``: seconds per call. ``retries``: how often a call
+    that found no server (UNAVAILABLE, or DEADLINE_EXCEEDED before a connection existed) is
+    tried again, with exponential backoff from ``backoff_s``. ``tls_root_cert``: PEM file (or
+    bytes) of the CA that signed the server's certificate; None for plain TCP.
+    """
+
+    def __init__(
+        self,
+        target: str | Sequence[str],
+        model: str | None = None,
+        version: int | None = None,
+        label: str | None = None,
+        *,
+        candidates: Sequence[str] = (),
+        timeout: float = 120.0,
+        retries: int = 5,
+        backoff_s: float = 0.2,
+        batch_size: int = 4,
+        concurrency: int = 2,
+        max_message_mb: int = DEFAULT_MAX_MESSAGE_MB,
+        tls_root_cert: str | Path | bytes | None = None,
+        strict: bool = False,
+    ):
+        targets = [target] if isinstance(target, str) else list(target)
+        if not targets or not all(isinstance(t, str) and t for t in targets):
+            raise UserError("give a server as HOST:PORT (or a list of them)")
+        if version is not None and label is not None:
+            raise UserError("give a model version or a label, not both")
+        if model is None and not candidates:
+            raise UserError("name a model, or give candidate model names to choose from by pixel size")
+        self.targets, self.model, self.version, self.label = targets, model, version, label
+        self.candidates = list(candidates)
+        self.timeout, self.retries, self.backoff_s = timeout, retries, backoff_s
+        self.batch_size, self.concurrency, self.strict = max(1, batch_size), max(1, concurrency), strict
+        self.last_run: dict = {}
+        self._messages = protos.messages()
+        size = int(max_message_mb) * 1024 * 1024
+        options = [
+            ("grpc.max_send_message_length", size),
+            ("grpc.max_receive_message_length", size),
+            # Reconnect quickly after a server restart (gRPC's default backoff reaches minutes).
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+        ]
+        if tls_root_cert is not None:
+            pem = tls_root_cert if isinstance(tls_root_cert, bytes) else Path(tls_root_cert).read_bytes()
+            credentials = grpc.ssl_channel_credentials(root_certificates=pem)
+            self._channels = [grpc.secure_channel(t, credentials, options=options) for t in targets]
+        else:
+            self._channels = [grpc.insecure_channel(t, options=options) for t in targets]
+        self._next = itertools.cycle(range(len(self._channels)))
+        self._next_lock = threading.Lock()
+        self._info: dict[tuple, ModelInfo] = {}
+
+    @classmethod
+    def for_pixel_size(
+        cls, target: str | Sequence[str], pixel_size_nm: float, candidates: Sequence[str], **kwargs
+    ) -> "EnhanceClient":
+        """A client bound to the served candidate whose input pixel size is closest to the image's."""
+        client = cls(target, candidates=candidates, **{k: v for k, v in kwargs.items() if k != "model"})
+        info = client._choose(pixel_size_nm)
+        client.model = info.name
+        return client
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def close(self) -> None:
+        for channel in self._channels:
+            channel.close()
+
+    def __enter__(self) -> "EnhanceClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _call(self, method: str, request, response_cls, *, deadline: float | None = None):
+        """One unary call with retries for a missing server; errors become ServerError."""
+        for attempt in range(self.retries + 1):
+            with self._next_lock:
+                index = next(self._next)
+            channel = self._channels[index]
+            timeout = self.timeout
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+                if timeout <= 0:
+                    raise ServerError("the deadline for this image passed", grpc.StatusCode.DEADLINE_EXCEEDED)
+            stub = channel.unary_unary(
+                method, request_serializer=type(request).SerializeToString, response_deserializer=response_cls.FromString
+            )
+            try:
+                return stub(request, timeout=timeout)
+            except grpc.RpcError as exc:
+                code = exc.code()
+                retryable = code == grpc.StatusCode.UNAVAILABLE or (
+                    code == grpc.StatusCode.DEADLINE_EXCEEDED and not _is_ready(channel)
+                )
+                if not retryable or attempt == self.retries:
+                    details = exc.details() or code.name
+                    raise ServerError(f"{self.targets[index]}: {code.name}: {details}", code) from None
+            time.sleep(self.backoff_s * 2**attempt)
+        raise AssertionError("unreachable")
+
+    # -- model discovery ---------------------------------------------------------------------
+    def model_info(self, name: str | None = None, version: int | None = None, label: str | None = None) -> ModelInfo:
+        """Tensor names (GetModelMetadata) and card (``card`` signature) of a served version."""
+        m = self._messages
+        name = name or self.model
+        if name is None:
+            raise UserError("no model named")
+        if version is None and label is None and name == self.model:
+            version, label = self.version, self.label
+        request = m.GetModelMetadataRequest()
+        request.model_spec.name = name
+        if version is not None:
+            request.model_spec.version.value = version
+        elif label is not None:
+            request.model_spec.version_label = label
+        request.metadata_field.append("signature_def")
+        response = self._call(protos.GET_MODEL_METADATA, request, m.GetModelMetadataResponse)
+        served_version = response.model_spec.version.value
+        key = (name, served_version)
+        if key in self._info:
+            return self._info[key]
+        signature_map = m.SignatureDefMap()
+        if not response.metadata["signature_def"].Unpack(signature_map):
+            raise ServerError(f"{name}: GetModelMetadata did not return a SignatureDefMap")
+        signature = signature_map.signature_def.get("serving_default")
+        if signature is None or len(signature.inputs) != 1 or len(signature.outputs) != 1:
+            raise ServerError(f"{name} version {served_version} has no one-input one-output serving_default signature")
+        (input_name, input_info), = signature.inputs.items()
+        (output_name, _), = signature.outputs.items()
+        dims = [d.size for d in input_info.tensor_shape.dim]
+        if input_info.dtype != protos.DT_FLOAT or len(dims) != 4 or dims[-1] not in (-1, 1):
+            raise ServerError(f"{name} version {served_version}: serving_default does not take (N,H,W,1) float32 images")
+        card = self._card(name, served_version)
+        info = ModelInfo(name, served_version, input_name, output_name, card)
+        self._info[key] = info
+        return info
+
+    def _card(self, name: str, version: int) -> dict:
+        m = self._messages
+        request = m.PredictRequest()
+        request.model_spec.name = name
+        request.model_spec.version.value = version
+        request.model_spec.signature_name = "card"
+        response = self._call(protos.PREDICT, request, m.PredictResponse)
+        if len(response.outputs) != 1:
+            raise ServerError(f"{name} version {version}: the card signature must return one string")
+        (proto,) = response.outputs.values()
+        try:
+            card = json.loads(protos.to_ndarray(proto).reshape(-1)[0])
+            tile = card["tile"]
+            int(card["scale"]), float(card["input_pixel_size_nm"])
+            int(tile["size"]), int(tile["overlap"]), int(tile["divisor"])
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise ServerError(f"{name} version {version} has an unusable card ({type(exc).__name__}: {exc})") from None
+        method = card.get("normalisation", {}).get("method")
+        if method != NORMALISATION:
+            raise ServerError(f"{name} version {version}: unsupported normalisation {method!r}")
+        return card
+
+    def _choose(self, pixel_size_nm: float | None) -> ModelInfo:
+        """The candidate whose input pixel size is closest (relative) to the image's."""
+        if pixel_size_nm is None:
+            raise UserError("the image's pixel size is unknown: name a model, or give the pixel size")
+        found = []
+        for name in self.candidates:
+            try:
+                found.append(self.model_info(name))
+            except ServerError as exc:
+                if exc.code not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                    raise
+        if not found:
+            raise UserError(f"none of the models {', '.join(self.candidates)} is served by {', '.join(self.targets)}")
+        return min(found, key=lambda i: abs(pixel_size_nm - i.input_pixel_size_nm) / i.input_pixel_size_nm)
+
+    def check_pixel_size(self, info: ModelInfo, pixel_size_nm: float | None, *, strict: bool | None = None) -> None:
+        """Warn (or, strict, refuse) when the image's pixel size is > 10 % off the model's."""
+        strict = self.strict if strict is None else strict
+        if pixel_size_nm is None:
+            if strict:
+                raise UserError(f"the image's pixel size is unknown; {info.name} expects {info.input_pixel_size_nm:g} nm")
+            return
+        mismatch = abs(pixel_size_nm - info.input_pixel_size_nm) / info.input_pixel_size_nm
+        if mismatch > PIXEL_SIZE_TOLERANCE:
+            message = (
+                f"the image's pixel size {pixel_size_nm:g} nm differs by {mismatch:.0%} from the "
+                f"{info.input_pixel_size_nm:g} nm that {info.name} version {info.version} was trained for"
+            )
+            if strict:
+                raise UserError(message + " (strict: refusing)")
+            warnings.warn(message + "; results may be poor", UserWarning, stacklevel=3)
+
+    # -- inference ---------------------------------------------------------------------------
+    def predict(self, batch: np.ndarray, info: ModelInfo | None = None, *, deadline: float | None = None) -> np.ndarray:
+        """Run the model on a normalised (N, H, W, 1) float32 batch; returns (N, sH, sW, 1)."""
+        info = info or self.model_info()
+        m = self._messages
+        request = m.PredictRequest()
+        request.model_spec.name = info.name
+        request.model_spec.version.value = info.version
+        request.model_spec.signature_name = "serving_default"
+        request.inputs[info.input_name].CopyFrom(protos.float_tensor(batch, m.TensorProto))
+        request.output_filter.append(info.output_name)
+        try:
+            response = self._call(protos.PREDICT, request, m.PredictResponse, deadline=deadline)
+        except ServerError as exc:
+            if exc.code == grpc.StatusCode.NOT_FOUND:
+                raise _VersionGone(str(exc)) from None
+            raise
+        out = protos.to_ndarray(response.outputs[info.output_name])
+        n, h, w = batch.shape[:3]
+        if out.shape != (n, h * info.scale, w * info.scale, 1):
+            raise ServerError(f"{info.name} returned shape {out.shape} for input {batch.shape}")
+        return out
+
+    def enhance(
+        self,
+        image: np.ndarray,
+        pixel_size_nm: float | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        deadline_s: float | None = None,
+    ) -> tuple[np.ndarray, float | None]:
+        """Super-resolve a 2-D image; returns ``(enhanced, out_pixel_size_nm)``.
+
+        ``enhanced`` has ``scale`` times the rows and columns and the input's dtype;
+        ``out_pixel_size_nm`` is ``pixel_size_nm / scale`` (None when the input's is unknown).
+        ``progress(done_tiles, total_tiles)``; ``deadline_s`` bounds the whole image.
+        Details of the run (model, version, server, tiles, seconds) land in ``last_run``.
+        """
+        image = np.asarray(image)
+        if image.ndim == 3 and image.shape[-1] == 1:
+            image = image[..., 0]
+        if image.ndim != 2 or image.size == 0:
+            raise UserError(f"expected a 2-D grey-level image, got shape {image.shape}")
+        if image.dtype.kind not in "uif":
+            raise UserError(f"unsupported image dtype {image.dtype}")
+        deadline = None if deadline_s is None else time.monotonic() + deadline_s
+        started = time.monotonic()
+        pinned = self.version is not None
+        for attempt in range(3):
+            info = self.model_info() if self.model is not None else self._choose(pixel_size_nm)
+            if attempt == 0:
+                self.check_pixel_size(info, pixel_size_nm)
+            try:
+                out, tiles = self._enhance_with(info, image, progress, deadline)
+                break
+            except _VersionGone as exc:
+                if pinned or attempt == 2:
+                    raise ServerError(f"{info.name} version {info.version} is no longer served ({exc})",
+                                      grpc.StatusCode.NOT_FOUND) from None
+                self._info.clear()  # a newer version replaced it: start again with that one
+        out_pixel = None if pixel_size_nm is None else float(pixel_size_nm) / info.scale
+        self.last_run = {
+            "model": info.name, "version": info.version, "server": ", ".join(self.targets),
+            "tiles": tiles, "seconds": round(time.monotonic() - started, 3),
+            "input_pixel_size_nm": pixel_size_nm, "output_pixel_size_nm": out_pixel,
+        }
+        return out, out_pixel
+
+    def _enhance_with(self, info: ModelInfo, image: np.ndarray, progress, deadline) -> tuple[np.ndarray, int]:
+        mean = float(image.mean(dtype=np.float64))
+        std = float(image.std(dtype=np.float64))
+        if not np.isfinite(std) or std <= 0:
+            std = 1.0  # a flat image: nothing to normalise, avoid dividing by zero
+        normalised = image.astype(np.float32)
+        normalised -= np.float32(mean)
+        normalised /= np.float32(std)
+
+        tile = info.card["tile"]
+        blender = TileBlender(
+            *image.shape, scale=info.scale, tile=int(tile["size"]),
+            context=int(tile["overlap"]), divisor=int(tile["divisor"]),
+        )
+        by_shape: dict[tuple, list] = {}
+        for t in blender.tiles:
+            by_shape.setdefault(t.shape, []).append(t)
+        batches = [
+            group[i:i + self.batch_size] for group in by_shape.values() for i in range(0, len(group), self.batch_size)
+        ]
+        total, done = len(blender.tiles), 0
+        if progress:
+            progress(0, total)
+
+        def run(batch_tiles):
+            stack = np.stack([normalised[t.y0:t.y0 + t.h, t.x0:t.x0 + t.w] for t in batch_tiles])[..., None]
+            return batch_tiles, self.predict(stack, info, deadline=deadline)
+
+        # Keep at most 2 x concurrency batches in flight: memory stays bounded for any image size.
+        with futures.ThreadPoolExecutor(self.concurrency, thread_name_prefix="semzoo-enhance") as pool:
+            pending: set = set()
+            queue = iter(batches)
+            try:
+                while True:
+                    while len(pending) < 2 * self.concurrency:
+                        batch = next(queue, None)
+                        if batch is None:
+                            break
+                        pending.add(pool.submit(run, batch))
+                    if not pending:
+                        break
+                    finished, pending = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
+                    for future in finished:
+                        batch_tiles, outputs = future.result()
+                        for t, out in zip(batch_tiles, outputs):
+                            blender.add(t, out[..., 0])
+                        done += len(batch_tiles)
+                        if progress:
+                            progress(done, total)
+            finally:
+                for future in pending:
+                    future.cancel()
+        del normalised
+        out = blender.result()
+        out *= np.float32(std)
+        out += np.float32(mean)
+        return _to_dtype(out, image.dtype), total
+
+
+def _is_ready(channel: grpc.Channel) -> bool:
+    try:
+        grpc.channel_ready_future(channel).result(timeout=0.05)
+        return True
+    except grpc.FutureTimeoutError:
+        return False
+
+
+def _to_dtype(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Back to the input's dtype: integers rounded and clipped to the type's range."""
+    if dtype.kind in "ui":
+        limits = np.iinfo(dtype)
+        np.rint(image, out=image)
+        np.clip(image, limits.min, limits.max, out=image)
+        return image.astype(dtype)
+    return image.astype(dtype, copy=False)
