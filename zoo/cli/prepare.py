@@ -1,9 +1,71 @@
-"""`semzoo prepare` (not yet implemented: see the tracker)."""
+"""`semzoo prepare`: co-register raw LR/HR pairs and cut the training patches."""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from zoo.cli.options import OverwriteOption, PixelSizeOption, SeedOption, progress_bar
+
+
+def prepare(
+    raw: Annotated[Path, typer.Argument(help="Folder with lr/ and hr/ TIFFs paired by file name "
+                                             "(+ truth.json when simulated).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Data set folder to create (must not exist "
+                                                          "or be empty, unless --overwrite).")],
+    patch: Annotated[int, typer.Option("--patch", help="HR patch size in pixels (LR patches are half).")] = 128,
+    stride: Annotated[Optional[int], typer.Option("--stride", help="HR pixels between patch origins "
+                                                  "(default: the patch size, i.e. no overlap).")] = None,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Fraction of pairs held out "
+                                                "for validation (at least 1 pair when there are 2+).")] = 0.1,
+    min_correlation: Annotated[float, typer.Option("--min-correlation", help="Skip pairs whose LR/HR "
+                                                   "correlation after registration is lower.")] = 0.5,
+    min_patch_correlation: Annotated[float, typer.Option("--min-patch-correlation", help="Drop patches "
+                                                         "whose LR/HR correlation is lower.")] = 0.5,
+    pixel_size: PixelSizeOption = None,
+    hr_pixel_size: Annotated[Optional[float], typer.Option("--hr-pixel-size", min=0.0, help="HR pixel "
+                                                           "size in nm; overrides the HR files' metadata.")] = None,
+    sample_type: Annotated[Optional[str], typer.Option("--sample-type", help="Sample type recorded in "
+                                                       "the manifest (default: from truth.json).")] = None,
+    seed: SeedOption = 0,
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Co-register raw LR/HR pairs and cut normalised training patches into a data set."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from zoo.data.prepare import match_pairs, prepare_dataset
+
+    pairs, _ = match_pairs(raw)
+    with progress_bar("registering pairs", total=max(1, len(pairs))) as update:
+        result = prepare_dataset(
+            raw, out, patch_size=patch, stride=stride, val_fraction=val_fraction,
+            min_correlation=min_correlation, min_patch_correlation=min_patch_correlation,
+            lr_pixel_size_nm=pixel_size, hr_pixel_size_nm=hr_pixel_size, sample_type=sample_type,
+            overwrite=overwrite, seed=seed, progress=update,
+        )
+    err = Console(stderr=True)
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", highlight=False)
+    table = Table(title=f"{out}: {result.manifest['patches']['train']} train / "
+                        f"{result.manifest['patches']['val']} val patches, "
+                        f"{result.manifest['patches']['dropped']} dropped")
+    for column in ("pair", "correlation", "residual (HR px)", "kept", "dropped", "split"):
+        table.add_column(column, justify="left" if column in ("pair", "split") else "right")
+    for p in result.manifest["pairs"]:
+        residual = "n/a" if p["residual_px"] is None or math.isnan(p["residual_px"]) else f"{p['residual_px']:.2f}"
+        table.add_row(p["name"], f"{p['correlation']:.3f}", residual, str(p["patches_kept"]),
+                      str(p["patches_dropped"]), p["split"])
+    for f in result.failed:
+        table.add_row(f["name"], "-", "-", "0", "-", "skipped")
+    Console(width=max(100, Console().width)).print(table)
+    for f in result.failed:
+        err.print(f"skipped: {f['reason']}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app (none yet)."""
+    """Add `prepare` to the root app."""
+    app.command("prepare")(prepare)
