@@ -19,7 +19,7 @@ DEFAULT_MAX_PIXELS = 2**28  # keep in sync with zoo.data.sem_tiff (not imported:
 
 
 def info(
-    files: Annotated[list[Path], typer.Argument(help="SEM TIFF files to describe.", show_default=False)],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="SEM TIFF files to describe.", show_default=False)],
     pixel_size: PixelSizeOption = None,
     json_output: JsonOption = False,
     max_pixels: Annotated[
