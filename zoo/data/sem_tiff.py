@@ -2,7 +2,9 @@
 
 :func:`read_sem` returns the scan as a 2-D array in its original dtype with the vendor's data
 bar cropped off (using the scan height the metadata states, never by guessing from pixels),
-the pixel size in nanometres and where it came from (see :mod:`zoo.data.vendors`).
+the pixel size in nanometres and where it came from (:mod:`zoo.data.vendors`,
+:mod:`zoo.data.vendor_text`); other pixel layouts become gray as :mod:`zoo.data.sem_pixels`
+says, each conversion noted in ``SemImage.warnings``.
 :func:`write_sem` writes an ImageJ-format TIFF (Fiji opens it with the right scale in nm) that
 also stores a JSON provenance record :func:`read_sem` reads back.
 

@@ -4,8 +4,12 @@ Each ``from_*`` function looks at an open :class:`tifffile.TiffFile` (never at p
 returns a :class:`VendorInfo` when the file is that vendor's, else ``None``. tifffile's own
 parsers decode FEI/Thermo Fisher (``fei_metadata``), Zeiss (``sem_metadata``, tag 34118),
 ImageJ (``imagej_metadata``) and OME-XML; TESCAN, JEOL and Hitachi, which tifffile does not
-decode, are parsed here from their plain ``key=value`` text. :func:`identify` tries them in a
-fixed order, most specific first.
+decode, are parsed from their plain text in :mod:`zoo.data.vendor_text`. :func:`identify`
+tries them in a fixed order, most specific first.
+
+Plain TIFF resolution tags (XResolution with a cm/inch unit) are deliberately not read: SEM
+software and image editors leave a screen or print DPI there, and a confidently wrong pixel
+size is worse than none.
 """
 
 from __future__ import annotations
