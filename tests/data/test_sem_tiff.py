@@ -361,3 +361,15 @@ def test_min_is_white_is_inverted(tmp_path, rng):
     sem = read_sem(path)
     np.testing.assert_array_equal(sem.image, 65535 - image)
     assert any("min-is-white" in w for w in sem.warnings)
+
+
+def test_description_with_paths_and_numpy_values_is_stored_as_json(tmp_path):
+    description = {"source": tmp_path / "in.tif", "psnr": np.float32(31.5), "tile": (128, 128), "model": "gold:3"}
+    sem = read_sem(write_sem(tmp_path / "p.tif", np.zeros((4, 4), np.uint8), 7.1, description))
+    assert sem.metadata["description"] == {
+        "source": str(tmp_path / "in.tif"),
+        "psnr": 31.5,
+        "tile": [128, 128],
+        "model": "gold:3",
+    }
+    assert (sem.metadata["width"], sem.metadata["height"]) == (4, 4)
