@@ -50,6 +50,14 @@ def _summary(zoo, name: str, verify: bool) -> dict:
     return row
 
 
+def _console():
+    from rich.console import Console
+
+    console = Console()
+    # Piped or captured output has no terminal width; don't squeeze tables into 80 columns.
+    return console if console.is_terminal else Console(width=160)
+
+
 @zoo_app.command("list")
 def list_models(
     zoo_dir: ZooOption = None,
@@ -68,7 +76,6 @@ def list_models(
     if not rows:
         typer.echo(f"the zoo at {zoo.root} has no models yet (publish one with `semzoo publish`)")
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"model zoo at {zoo.root}")
@@ -94,7 +101,7 @@ def list_models(
             metrics,
             f"[red]{problems}[/red]" if problems else "ok" if verify else "not checked",
         )
-    Console(width=160).print(table)
+    _console().print(table)
     _fail_on_problems(rows)
 
 
@@ -119,7 +126,6 @@ def show(
     if as_json:
         typer.echo(json.dumps({"version": version, "card": card}, indent=2, sort_keys=True))
         return
-    from rich.console import Console
     from rich.pretty import Pretty
     from rich.table import Table
 
@@ -143,7 +149,7 @@ def show(
     for field, value in rows:
         table.add_row(field, str(value))
     table.add_row("evaluation", Pretty(card["evaluation"]) if card["evaluation"] else "-")
-    Console(width=160).print(table)
+    _console().print(table)
 
 
 @zoo_app.command("label")

@@ -1,0 +1,124 @@
+"""`semzoo publish RUN --name NAME`: card from the run, export, atomic publish, labels."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from tests.zoo_fixtures import tiny_generator
+from zoo.registry.card import read_card
+from zoo.registry.store import Zoo
+
+MANIFEST = {
+    "sample_type": "gold-on-carbon",
+    "lr_pixel_size_nm": 14.2,
+    "hr_pixel_size_nm": 7.1,
+    "scale": 2,
+    "patch_size": 128,
+    "pairs": [{"name": f"pair-{i:03d}", "split": "train" if i else "val"} for i in range(5)],
+    "patches": {"train": 300, "val": 60, "dropped": 12},
+    "dataset_hash": "3f2a9c",
+    "simulated": True,
+}
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return tiny_generator(seed=0)
+
+
+@pytest.fixture
+def fake_runs(monkeypatch, generator):
+    """Stands in for zoo.training.train.load_run; records the run directories it was given."""
+    try:
+        import zoo.training.train as train_module
+    except ImportError:  # the training module has not landed in this checkout
+        train_module = types.ModuleType("zoo.training.train")
+        monkeypatch.setitem(sys.modules, "zoo.training.train", train_module)
+    calls: list[Path] = []
+
+    def load_run(run_dir):
+        calls.append(Path(run_dir))
+        config = json.loads((Path(run_dir) / "config.json").read_text())
+        return types.SimpleNamespace(generator=generator, config=config, manifest=dict(MANIFEST),
+                                     history={"steps_done": 1200})
+
+    monkeypatch.setattr(train_module, "load_run", load_run, raising=False)
+    return calls
+
+
+def make_run(tmp_path: Path, evaluation: dict | None = None, **config) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"preset": "tiny", "steps": 2000, **config}))
+    if evaluation is not None:
+        (run / "evaluation.json").write_text(json.dumps(evaluation))
+    return run
+
+
+def test_publish_builds_the_card_from_the_run(cli, tmp_path, fake_runs):
+    run = make_run(tmp_path, evaluation={"output": {"psnr": 26.0}})
+    zoo_root = tmp_path / "models"
+    result = cli("publish", run, "--name", "gold-on-carbon", "--zoo", zoo_root, "--label", "stable")
+    assert result.exit_code == 0, result.output
+    assert fake_runs == [run]
+    assert "published gold-on-carbon:1 (label stable)" in result.output
+    zoo = Zoo(zoo_root)
+    assert zoo.versions("gold-on-carbon") == [1] and zoo.labels("gold-on-carbon") == {"stable": 1}
+    assert zoo.verify("gold-on-carbon", 1) == []
+    card = read_card(zoo.version_dir("gold-on-carbon", 1))
+    assert card["sample_type"] == "gold-on-carbon"
+    assert card["input_pixel_size_nm"] == 14.2 and card["output_pixel_size_nm"] == pytest.approx(7.1)
+    assert card["training"] == {"pairs": 5, "patches": 360, "simulated": True,
+                                "dataset_hash": "3f2a9c", "steps": 1200, "preset": "tiny"}
+    assert card["evaluation"] == {"output": {"psnr": 26.0}}
+    assert card["parent"] is None
+    assert card["tile"]["overlap"] >= 1 and card["tile"]["size"] % card["tile"]["divisor"] == 0
+
+
+def test_second_publish_is_the_next_version_and_sample_type_overrides(cli, tmp_path, fake_runs):
+    run = make_run(tmp_path)
+    zoo_root = tmp_path / "models"
+    assert cli("publish", run, "--name", "m", "--zoo", zoo_root).exit_code == 0
+    result = cli("publish", run, "--name", "m", "--zoo", zoo_root, "--sample-type", "hydrogel")
+    assert result.exit_code == 0, result.output
+    zoo = Zoo(zoo_root)
+    assert zoo.versions("m") == [1, 2] and zoo.labels("m") == {}
+    assert zoo.card("m", 2)["sample_type"] == "hydrogel"
+    assert zoo.card("m", 1)["evaluation"] == {}  # no evaluation.json: an empty table
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--name", "../escape"], "invalid model name"),
+        (["--name", "ok", "--label", "7"], "invalid label"),
+    ],
+)
+def test_bad_names_publish_nothing(cli, tmp_path, fake_runs, args, message):
+    run = make_run(tmp_path)
+    result = cli("publish", run, *args, "--zoo", tmp_path / "models")
+    assert result.exit_code == 2 and message in result.output
+    assert fake_runs == [] and not (tmp_path / "models").exists()
+
+
+def test_missing_run_and_bad_manifest_are_user_errors(cli, tmp_path, fake_runs, monkeypatch):
+    result = cli("publish", tmp_path / "nope", "--name", "m", "--zoo", tmp_path / "models")
+    assert result.exit_code == 2 and "no training run" in result.output
+    run = make_run(tmp_path)
+    monkeypatch.setitem(MANIFEST, "hr_pixel_size_nm", 5.0)
+    result = cli("publish", run, "--name", "m", "--zoo", tmp_path / "models")
+    assert result.exit_code == 2 and "do not match its scale factor" in result.output
+    assert Zoo(tmp_path / "models").models() == []
+
+
+def test_publish_run_library_call(tmp_path, fake_runs):
+    from zoo.registry import publish_run
+
+    run = make_run(tmp_path)
+    assert publish_run(run, "lib", tmp_path / "models", label="canary") == ("lib", 1)
+    assert Zoo(tmp_path / "models").resolve("lib@canary") == ("lib", 1)
