@@ -1,0 +1,193 @@
+"""`semzoo prepare` end to end on tiny pairs, and its refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.data.synthetic_pairs import make_pair
+from zoo.data.patches import load_manifest, read_shard
+from zoo.data.sem_tiff import read_sem, write_sem
+
+
+def to_uint16(a):
+    return np.clip((a - a.min()) / (a.max() - a.min()) * 60000, 0, 65535).astype(np.uint16)
+
+
+def write_raw(root, n=3, size=(256, 192), lr_nm=14.2, hr_nm=7.1, unrelated=(), seed=0):
+    """RAW/lr/pair-00i.tif + RAW/hr/pair-00i.tif; names in ``unrelated`` get someone else's HR."""
+    (root / "lr").mkdir(parents=True)
+    (root / "hr").mkdir()
+    for i in range(n):
+        name = f"pair-{i:03d}"
+        lr, hr, _ = make_pair(np.random.default_rng(seed + i), lr_size=size)
+        if name in unrelated:
+            hr = make_pair(np.random.default_rng(seed + 100 + i), lr_size=size)[1]
+        write_sem(root / "lr" / f"{name}.tif", to_uint16(lr), lr_nm)
+        write_sem(root / "hr" / f"{name}.tif", to_uint16(hr), hr_nm)
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """One prepare run shared by the read-only checks below."""
+    from typer.testing import CliRunner
+
+    from zoo.cli.main import app
+
+    root = tmp_path_factory.mktemp("prep")
+    raw = write_raw(root / "raw")
+    (raw / "lr" / "orphan.tif").write_bytes((raw / "lr" / "pair-000.tif").read_bytes())
+    result = CliRunner().invoke(app, ["prepare", str(raw), "--out", str(root / "data"), "--patch", "64",
+                                      "--stride", "32", "--sample-type", "gold-on-carbon"])
+    return raw, root / "data", result
+
+
+def test_prepare_writes_a_complete_data_set(prepared):
+    raw, data, result = prepared
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(data)
+    assert manifest["sample_type"] == "gold-on-carbon" and manifest["simulated"] is False
+    assert manifest["lr_pixel_size_nm"] == 14.2 and manifest["hr_pixel_size_nm"] == 7.1
+    assert manifest["scale"] == 2 and manifest["patch_size"] == 64 and manifest["stride"] == 32
+    pairs = manifest["pairs"]
+    assert [p["name"] for p in pairs] == ["pair-000", "pair-001", "pair-002"]
+    assert [p["split"] for p in pairs].count("val") == 1  # 10% of 3 pairs, at least one
+    for p in pairs:
+        assert p["correlation"] > 0.9 and p["residual_px"] < 0.5
+        assert p["patches_kept"] > 0 and p["patches_kept"] + p["patches_dropped"] > 0
+        lr, hr = read_shard(data / p["shard"], patch_size=64)
+        assert lr.shape == (p["patches_kept"], 32, 32, 1) and hr.shape == (p["patches_kept"], 64, 64, 1)
+    assert manifest["patches"]["train"] + manifest["patches"]["val"] == sum(p["patches_kept"] for p in pairs)
+    assert manifest["patches"]["val"] == sum(p["patches_kept"] for p in pairs if p["split"] == "val")
+    assert len(manifest["dataset_hash"]) == 64
+    assert manifest["unmatched"] == [str(raw / "lr" / "orphan.tif")]
+    assert "orphan.tif" in result.output  # the warning names the unmatched file
+
+
+def test_prepare_writes_registered_images_with_pixel_sizes(prepared):
+    _, data, _ = prepared
+    reg = data / "registered"
+    for name in ("pair-000", "pair-001", "pair-002"):
+        lr, native, hr = (read_sem(reg / sub / f"{name}.tif") for sub in ("lr", "lr-native", "hr"))
+        assert native.pixel_size_nm == pytest.approx(14.2)
+        assert lr.pixel_size_nm == pytest.approx(7.1) and hr.pixel_size_nm == pytest.approx(7.1)
+        assert lr.image.shape == hr.image.shape == (2 * native.height, 2 * native.width)
+    assert sorted(p.name for p in reg.glob("overlay-*.png")) == ["overlay-pair-000.png", "overlay-pair-001.png"]
+    assert not list(data.parent.glob(".data.*"))  # no temporary directory left behind
+
+
+def test_prepare_prints_a_summary_table(prepared):
+    _, _, result = prepared
+    for word in ("pair-000", "pair-002", "correlation", "residual", "kept", "dropped", "val", "train"):
+        assert word in result.output
+
+
+def test_prepare_is_deterministic(prepared, tmp_path, cli):
+    raw, data, _ = prepared
+    result = cli("prepare", raw, "--out", tmp_path / "again", "--patch", 64, "--stride", 32,
+                 "--sample-type", "gold-on-carbon")
+    assert result.exit_code == 0, result.output
+    assert load_manifest(tmp_path / "again")["dataset_hash"] == load_manifest(data)["dataset_hash"]
+
+
+def test_prepare_refuses_to_replace_existing_output_without_overwrite(tmp_path, cli):
+    raw = write_raw(tmp_path / "raw", n=2)
+    out = tmp_path / "data"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = cli("prepare", raw, "--out", out, "--patch", 64)
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    result = cli("prepare", raw, "--out", out, "--patch", 64, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert not (out / "keep.txt").exists() and (out / "manifest.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "raw"]
+
+
+def test_prepare_accepts_an_empty_output_directory(tmp_path, cli):
+    raw = write_raw(tmp_path / "raw", n=1)
+    (tmp_path / "data").mkdir()
+    result = cli("prepare", raw, "--out", tmp_path / "data", "--patch", 64, "--stride", 32)
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(tmp_path / "data")
+    assert [p["split"] for p in manifest["pairs"]] == ["train"]  # a single pair cannot be split
+
+
+def test_prepare_skips_and_reports_a_pair_that_cannot_be_registered(tmp_path, cli):
+    raw = write_raw(tmp_path / "raw", n=3, unrelated=("pair-001",))
+    result = cli("prepare", raw, "--out", tmp_path / "data", "--patch", 64, "--stride", 32)
+    assert result.exit_code == 0, result.output
+    assert "skipped" in result.output and "pair pair-001: correlation after registration" in result.output
+    manifest = load_manifest(tmp_path / "data")
+    assert [p["name"] for p in manifest["pairs"]] == ["pair-000", "pair-002"]
+    assert [f["name"] for f in manifest["failed"]] == ["pair-001"]
+    assert not (tmp_path / "data" / "registered" / "hr" / "pair-001.tif").exists()
+
+
+def test_prepare_fails_cleanly_when_no_pair_registers(tmp_path, cli):
+    raw = write_raw(tmp_path / "raw", n=2, unrelated=("pair-000", "pair-001"))
+    result = cli("prepare", raw, "--out", tmp_path / "data")
+    assert result.exit_code == 2
+    assert "none of the 2 pairs could be registered" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # nothing written, no temp dir
+
+
+def test_prepare_missing_pixel_size_names_the_file_and_the_option(tmp_path, cli):
+    raw = write_raw(tmp_path / "raw", n=1)
+    lr = read_sem(raw / "lr" / "pair-000.tif").image
+    (raw / "lr" / "pair-000.tif").unlink()
+    write_sem(raw / "lr" / "pair-000.tif", lr, None)
+    result = cli("prepare", raw, "--out", tmp_path / "data", "--patch", 64)
+    assert result.exit_code == 2
+    assert "pair-000.tif" in result.output and "--pixel-size" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+    result = cli("prepare", raw, "--out", tmp_path / "data", "--patch", 64, "--stride", 32, "--pixel-size", 14.2)
+    assert result.exit_code == 0, result.output
+
+
+def test_prepare_refuses_pixel_sizes_that_are_not_a_factor_two(tmp_path, cli):
+    raw = write_raw(tmp_path / "raw", n=1, hr_nm=4.7)
+    result = cli("prepare", raw, "--out", tmp_path / "data")
+    assert result.exit_code == 2 and "ratio is 3.021" in result.output
+    result = cli("prepare", raw, "--out", tmp_path / "data", "--patch", 64, "--stride", 32,
+                 "--hr-pixel-size", 7.1)
+    assert result.exit_code == 0, result.output
+
+
+def test_prepare_refuses_a_folder_without_pairs(tmp_path, cli):
+    (tmp_path / "raw" / "lr").mkdir(parents=True)
+    (tmp_path / "raw" / "hr").mkdir()
+    result = cli("prepare", tmp_path / "raw", "--out", tmp_path / "data")
+    assert result.exit_code == 2 and "no image pairs" in result.output
+    result = cli("prepare", tmp_path, "--out", tmp_path / "data")
+    assert result.exit_code == 2 and "lr/ and hr/" in result.output
+    result = cli("prepare", tmp_path / "nowhere", "--out", tmp_path / "data")
+    assert result.exit_code == 2 and "no such directory" in result.output
+
+
+def test_prepare_maps_truth_onto_the_registered_grid(tmp_path, cli):
+    raw = write_raw(tmp_path / "raw", n=1)
+    particles = [{"id": 1, "x_hr": 0, "y_hr": 0, "x_lr": 100.0, "y_lr": 90.0, "radius_nm": 10},
+                 {"id": 2, "x_hr": 0, "y_hr": 0, "x_lr": 110.5, "y_lr": 95.25, "radius_nm": 12},
+                 {"id": 3, "x_hr": 0, "y_hr": 0, "x_lr": 3.0, "y_lr": 4.0, "radius_nm": 9}]  # outside
+    truth = {"simulator": "test", "sample": "hydrogel", "seed": 0, "lr_pixel_size_nm": 14.2,
+             "hr_pixel_size_nm": 7.1, "pairs": {"pair-000": {
+                 "particles": particles, "gaps": [{"a": 1, "b": 2, "width_nm": 3.0}, {"a": 2, "b": 3, "width_nm": 4.0}],
+                 "touching": [{"a": 1, "b": 3}]}}}
+    (raw / "truth.json").write_text(json.dumps(truth))
+    result = cli("prepare", raw, "--out", tmp_path / "data", "--patch", 64, "--stride", 32)
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(tmp_path / "data")
+    assert manifest["simulated"] is True and manifest["sample_type"] == "hydrogel"
+    x0, y0 = manifest["pairs"][0]["crop_origin_lr"]
+    mapped = json.loads((tmp_path / "data" / "registered" / "truth.json").read_text())
+    pair = mapped["pairs"]["pair-000"]
+    assert [p["id"] for p in pair["particles"]] == [1, 2]
+    assert pair["particles"][1]["x_hr"] == pytest.approx(2 * (110.5 - x0 + 0.5) - 0.5)
+    assert pair["particles"][1]["y_hr"] == pytest.approx(2 * (95.25 - y0 + 0.5) - 0.5)
+    assert pair["particles"][1]["x_lr"] == pytest.approx(110.5 - x0)
+    assert pair["gaps"] == [{"a": 1, "b": 2, "width_nm": 3.0}] and pair["touching"] == []
+    assert mapped["hr_pixel_size_nm"] == pytest.approx(7.1) and mapped["sample"] == "hydrogel"
