@@ -110,7 +110,7 @@ def test_killed_publish_is_ignored_then_cleaned(tiny_zoo):
     assert leftovers(tiny_zoo / "tiny") == [mine.name]
 
 
-def test_concurrent_style_publish_never_reuses_a_number(tiny_zoo):
+def test_non_version_entries_are_ignored_when_numbering(tiny_zoo):
     zoo = Zoo(tiny_zoo)
     (tiny_zoo / "tiny" / "not-a-version").mkdir()
     (tiny_zoo / "tiny" / "007").mkdir()  # non-canonical: ignored, as a different directory
@@ -223,3 +223,17 @@ def test_make_tiny_zoo_helper_for_other_test_suites(tmp_path):
     assert zoo.versions("helper") == [1, 2]
     assert zoo.labels("helper") == {"canary": 2, "stable": 1}
     assert all(zoo.verify("helper", v) == [] for v in (1, 2))
+
+
+def test_concurrent_publishes_get_distinct_numbers(tiny_zoo):
+    """Version numbering and the rename happen under the model's lock."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    zoo = Zoo(tiny_zoo)
+    source = tiny_zoo / "tiny" / "1"
+    with ThreadPoolExecutor(4) as pool:
+        numbers = list(pool.map(lambda _: zoo.publish_version("tiny", source), range(4)))
+    assert sorted(numbers) == [3, 4, 5, 6]
+    assert zoo.versions("tiny") == [1, 2, 3, 4, 5, 6]
+    assert all(zoo.verify("tiny", v) == [] for v in numbers)
+    assert leftovers(tiny_zoo / "tiny") == []
