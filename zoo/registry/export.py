@@ -31,7 +31,6 @@ import numpy as np
 from zoo.errors import UserError
 from zoo.registry.card import (
     CARD_ASSET_PATH,
-    CARD_PATH,
     SIGNATURES,
     WARMUP_PATH,
     validate_card,
@@ -165,7 +164,9 @@ def export_generator(
     def serve(image):
         height, width = tf.shape(image)[1], tf.shape(image)[2]
         enhanced = generator(pad_to_multiple(image, divisor), training=False)
-        return {"enhanced": enhanced[:, : scale * height, : scale * width, :]}
+        # float32 out even from a mixed-precision generator: the signature is the contract.
+        enhanced = tf.cast(enhanced[:, : scale * height, : scale * width, :], tf.float32)
+        return {"enhanced": enhanced}
 
     archive.add_endpoint(
         "serving_default",
