@@ -10,6 +10,7 @@ residual shift goes to zero.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -54,6 +55,12 @@ def _starts(size: int, block: int, step: int) -> np.ndarray:
     return starts
 
 
+def _block_sums(integral: np.ndarray, ys: np.ndarray, xs: np.ndarray, block: int) -> np.ndarray:
+    y0, x0 = ys[:, None], xs[None, :]
+    return (integral[y0 + block, x0 + block] - integral[y0, x0 + block]
+            - integral[y0 + block, x0] + integral[y0, x0]).astype(np.float64)
+
+
 def measure_block_shifts(ref: np.ndarray, moving: np.ndarray, valid: np.ndarray, *,
                          block: int, step: int | None = None) -> BlockShifts:
     """Sub-pixel shift of every block of ``moving`` relative to ``ref`` (phase correlation)."""
@@ -61,40 +68,39 @@ def measure_block_shifts(ref: np.ndarray, moving: np.ndarray, valid: np.ndarray,
     block = int(min(block, h, w))
     step = int(step or block // 2)
     ys, xs = _starts(h, block, step), _starts(w, block, step)
+    # Per-block valid fraction and texture from integral images (one pass, not one per block).
+    area = float(block * block)
+    valid_frac = _block_sums(cv2.integral(valid.astype(np.uint8)), ys, xs, block) / area
+    sums, squares = cv2.integral2(ref.astype(np.float64))[:2]
+    mean = _block_sums(sums, ys, xs, block) / area
+    variance = _block_sums(squares, ys, xs, block) / area - mean ** 2
+    usable = (valid_frac >= MIN_BLOCK_VALID) & (variance > 1e-6)  # featureless: any shift fits
     window = cv2.createHanningWindow((block, block), cv2.CV_32F)
     shifts = np.full((len(ys), len(xs), 2), np.nan, dtype=np.float64)
     limit = block / 4
-    for i, y in enumerate(ys):
-        for j, x in enumerate(xs):
-            if valid[y:y + block, x:x + block].mean() < MIN_BLOCK_VALID:
-                continue
-            r = ref[y:y + block, x:x + block]
-            if r.std() < 1e-3:
-                continue  # featureless block: any shift fits
-            # Copies: OpenCV 5.0's phaseCorrelate applies the window to its inputs in place.
-            (dx, dy), response = cv2.phaseCorrelate(
-                r.copy(), moving[y:y + block, x:x + block].copy(), window)
-            if response >= MIN_RESPONSE and abs(dx) < limit and abs(dy) < limit:
-                shifts[i, j] = dx, dy
+    for i, j in zip(*np.nonzero(usable)):
+        y, x = ys[i], xs[j]
+        # Copies: OpenCV 5.0's phaseCorrelate applies the window to its inputs in place.
+        (dx, dy), response = cv2.phaseCorrelate(
+            ref[y:y + block, x:x + block].copy(), moving[y:y + block, x:x + block].copy(), window)
+        if response >= MIN_RESPONSE and abs(dx) < limit and abs(dy) < limit:
+            shifts[i, j] = dx, dy
     return BlockShifts(xs + (block - 1) / 2, ys + (block - 1) / 2, shifts, block, step)
 
 
 def _reject_outliers(shifts: np.ndarray) -> np.ndarray:
     """NaN out shifts that disagree with the median of their 3x3 neighbourhood."""
     ny, nx, _ = shifts.shape
-    out = shifts.copy()
     padded = np.pad(shifts, ((1, 1), (1, 1), (0, 0)), constant_values=np.nan)
-    for i in range(ny):
-        for j in range(nx):
-            if np.isnan(shifts[i, j, 0]):
-                continue
-            hood = padded[i:i + 3, j:j + 3].reshape(-1, 2)
-            hood = np.delete(hood, 4, axis=0)  # the block itself
-            hood = hood[np.isfinite(hood[:, 0])]
-            if len(hood) >= 2:
-                median = np.median(hood, axis=0)
-                if np.hypot(*(shifts[i, j] - median)) > MAX_NEIGHBOUR_DEVIATION:
-                    out[i, j] = np.nan
+    neighbours = np.stack([padded[1 + di:1 + di + ny, 1 + dj:1 + dj + nx]
+                           for di in (-1, 0, 1) for dj in (-1, 0, 1) if (di, dj) != (0, 0)], axis=2)
+    count = np.isfinite(neighbours[..., 0]).sum(axis=2)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN neighbourhoods
+        median = np.nanmedian(neighbours, axis=2)
+    deviation = np.hypot(*(shifts - median).transpose(2, 0, 1))
+    out = shifts.copy()
+    out[(count >= 2) & (deviation > MAX_NEIGHBOUR_DEVIATION)] = np.nan
     return out
 
 
