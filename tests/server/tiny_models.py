@@ -90,3 +90,26 @@ def set_labels(zoo_root: Path, name: str, labels: dict) -> None:
 
     for label, version in labels.items():
         Zoo(zoo_root).set_label(name, version, label)
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (for restart-on-the-same-port tests)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.02):
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    import time
+
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)

@@ -89,14 +89,24 @@ def to_tensor_proto(array: np.ndarray, *, as_content: bool):
     return proto
 
 
+def _type_name(dtype: int) -> str:
+    """TensorFlow's C++ DataTypeString: DT_FLOAT -> "float", DT_DOUBLE -> "double"."""
+    from tensorflow.core.framework import types_pb2
+
+    try:
+        return types_pb2.DataType.Name(dtype)[3:].lower()
+    except ValueError:
+        return "unknown"
+
+
 def _check_input(alias: str, index: int, tensor_proto, tensor_info) -> np.ndarray:
     import tensorflow as tf
 
     if tensor_proto.dtype != tensor_info.dtype:
         raise ServingError(
             grpc.StatusCode.INVALID_ARGUMENT,
-            f"Expects arg[{index}] to be {tf.dtypes.as_dtype(tensor_info.dtype).name} but "
-            f"{tf.dtypes.as_dtype(tensor_proto.dtype).name if tensor_proto.dtype else 'invalid'} is provided",
+            f"Expects arg[{index}] to be {_type_name(tensor_info.dtype)} but "
+            f"{_type_name(tensor_proto.dtype)} is provided",
         )
     try:
         array = tf.make_ndarray(tensor_proto)
