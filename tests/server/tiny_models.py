@@ -32,7 +32,9 @@ def tiny_card(name: str, *, pixel_size_nm: float = 14.2, tile: int = 32, overlap
 
 
 def nearest2x(image: np.ndarray) -> np.ndarray:
-    return np.repeat(np.repeat(image, 2, axis=-3), 2, axis=-2)
+    """Nearest-neighbour x2 of an (H, W) image or an (N, H, W, 1) batch."""
+    rows, cols = (0, 1) if image.ndim == 2 else (-3, -2)
+    return np.repeat(np.repeat(image, 2, axis=rows), 2, axis=cols)
 
 
 def conv_kernel(seed: int = 7) -> np.ndarray:

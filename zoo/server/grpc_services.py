@@ -189,7 +189,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, manager: ServableManager, *, as_content: bool = True):
         self.manager = manager
         self.as_content = as_content
-        self.in_flight = 0
+        self.in_flight = 0  # Predict calls running now
+        self.requests = 0  # Predict calls received (the round-robin test counts them)
         self._lock = threading.Lock()
 
     def Predict(self, request, context):  # noqa: N802 - gRPC method name
@@ -197,6 +198,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
         with self._lock:
             self.in_flight += 1
+            self.requests += 1
         try:
             if not request.HasField("model_spec"):
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")

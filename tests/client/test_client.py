@@ -1,0 +1,222 @@
+"""EnhanceClient against the embedded server: round trips, model choice, retries, replicas."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import grpc
+import numpy as np
+import pytest
+
+from tests.server.tiny_models import free_port, nearest2x
+from zoo.client.client import EnhanceClient, ServerError
+from zoo.errors import UserError
+
+
+def test_importing_the_client_imports_neither_tensorflow_nor_keras():
+    code = (
+        "import sys, zoo.client.client as c; c.EnhanceClient; from zoo.client import protos; "
+        "protos.messages().PredictRequest(); "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules), protos.messages().source)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] private pool (TensorFlow not imported)"
+
+
+def test_private_protos_are_wire_compatible_with_tensorflow_serving_apis(rng):
+    from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2
+
+    from zoo.client import protos
+
+    m = protos.messages()
+    batch = rng.standard_normal((2, 3, 4, 1)).astype(np.float32)
+    request = m.PredictRequest()
+    request.model_spec.name = "tiny"
+    request.model_spec.version_label = "stable"
+    request.inputs["image"].CopyFrom(protos.float_tensor(batch, m.TensorProto))
+    real = predict_pb2.PredictRequest.FromString(request.SerializeToString())
+    import tensorflow as tf
+
+    np.testing.assert_array_equal(tf.make_ndarray(real.inputs["image"]), batch)
+    assert real.model_spec.version_label == "stable"
+
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    signatures.signature_def["serving_default"].inputs["image"].dtype = 1
+    response = get_model_metadata_pb2.GetModelMetadataResponse()
+    response.metadata["signature_def"].Pack(signatures)
+    mine = m.GetModelMetadataResponse.FromString(response.SerializeToString())
+    unpacked = m.SignatureDefMap()
+    assert mine.metadata["signature_def"].Unpack(unpacked)
+    assert unpacked.signature_def["serving_default"].inputs["image"].dtype == 1
+
+
+def test_to_ndarray_reads_tensor_content_typed_fields_and_strings(rng):
+    import tensorflow as tf
+
+    from zoo.client.protos import to_ndarray
+
+    array = rng.standard_normal((2, 3)).astype(np.float32)
+    np.testing.assert_array_equal(to_ndarray(tf.make_tensor_proto(array)), array)  # tensor_content
+    as_fields = tf.make_tensor_proto(array)
+    as_fields.ClearField("tensor_content")
+    as_fields.float_val.extend(array.reshape(-1).tolist())
+    np.testing.assert_array_equal(to_ndarray(as_fields), array)
+    filled = tf.make_tensor_proto(np.float32(0), shape=[2, 2])  # one value fills the shape, as in TF
+    filled.ClearField("tensor_content")
+    filled.float_val[:] = [5.0]
+    np.testing.assert_array_equal(to_ndarray(filled), np.full((2, 2), 5.0, np.float32))
+    assert to_ndarray(tf.make_tensor_proto(b"{}")).item() == b"{}"
+    encoded = tf.make_tensor_proto(b"")  # TensorFlow's EncodeStringList of ["x" * 300]
+    encoded.ClearField("string_val")
+    encoded.tensor_content = bytes([0xAC, 0x02]) + b"x" * 300
+    assert to_ndarray(encoded).item() == b"x" * 300
+    bad = tf.make_tensor_proto(array)
+    bad.tensor_content = bad.tensor_content[:-4]
+    with pytest.raises(ValueError, match="needs 6"):
+        to_ndarray(bad)
+
+
+def test_enhance_round_trip_keeps_dtype_and_halves_pixel_size(served, rng):
+    image = rng.integers(0, 60000, (70, 90)).astype(np.uint16)
+    seen = []
+    with EnhanceClient(served.target, "tiny", version=1) as client:
+        out, pixel = client.enhance(image, 14.2, progress=lambda done, total: seen.append((done, total)))
+    assert out.dtype == np.uint16 and out.shape == (140, 180)
+    np.testing.assert_array_equal(out, nearest2x(image))  # gain 1: normalise + back is exact
+    assert pixel == pytest.approx(7.1)
+    assert client.last_run["model"] == "tiny" and client.last_run["version"] == 1
+    total = client.last_run["tiles"]
+    assert total > 1 and seen[0] == (0, total) and seen[-1] == (total, total)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_whole_image_statistics_not_per_tile(served, rng):
+    # v2 multiplies the normalised image by 2: out = 2 (x - mean) + mean with the WHOLE
+    # image's mean; per-tile statistics would give each tile its own offset.
+    image = np.linspace(0, 1000, 70 * 90, dtype=np.float32).reshape(70, 90) + rng.normal(0, 5, (70, 90)).astype(np.float32)
+    with EnhanceClient(served.target, "tiny", version=2) as client:
+        out, _ = client.enhance(image, 14.2)
+    assert out.dtype == np.float32
+    expected = 2 * (nearest2x(image) - image.mean(dtype=np.float64)) + image.mean(dtype=np.float64)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-2)
+
+
+def test_integer_output_is_clipped_to_the_dtype(served):
+    image = np.array([[0, 255] * 8] * 16, np.uint8)  # gain 2 overshoots both ends
+    with EnhanceClient(served.target, "tiny", version=2) as client:
+        out, _ = client.enhance(image, 14.2)
+    assert out.dtype == np.uint8 and out.min() == 0 and out.max() == 255
+
+
+@pytest.mark.parametrize(
+    "kwargs, version", [({"version": 1}, 1), ({"version": 2}, 2), ({"label": "stable"}, 1), ({}, 2)]
+)
+def test_choose_version_or_label(served, kwargs, version):
+    with EnhanceClient(served.target, "tiny", **kwargs) as client:
+        client.enhance(np.ones((8, 8), np.float32), 14.2)
+    assert client.last_run["version"] == version
+
+
+def test_tiled_result_equals_untiled_on_a_served_conv_model(served, rng):
+    image = rng.normal(100, 20, (75, 101)).astype(np.float32)
+    with EnhanceClient(served.target, "conv") as client:
+        info = client.model_info()
+        assert info.card["tile"] == {"size": 32, "overlap": 2, "divisor": 1}
+        tiled, _ = client.enhance(image, 14.2)
+        assert client.last_run["tiles"] >= 9
+        mean, std = image.mean(dtype=np.float64), image.std(dtype=np.float64)
+        whole = client.predict(((image - mean) / std).astype(np.float32)[None, ..., None], info)[0, ..., 0]
+    untiled = whole * std + mean
+    border = 2 * 2 * info.card["tile"]["overlap"]
+    inner = (slice(border, -border), slice(border, -border))
+    np.testing.assert_allclose(tiled[inner], untiled[inner], atol=1e-3)
+
+
+def test_for_pixel_size_picks_the_closest_model_and_warns(served):
+    candidates = ["missing", "tiny", "gel"]
+    assert EnhanceClient.for_pixel_size(served.target, 14.0, candidates).model == "tiny"
+    assert EnhanceClient.for_pixel_size(served.target, 60.0, candidates).model == "gel"
+    client = EnhanceClient(served.target, candidates=candidates)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        client.enhance(np.ones((8, 8), np.float32), 30.0)  # 47 % off the 56.8 nm model
+    assert client.last_run["model"] == "gel"
+    assert any("differs by 47%" in str(w.message) for w in caught)
+    with pytest.raises(UserError, match="strict"):
+        EnhanceClient(served.target, "tiny", strict=True).enhance(np.ones((8, 8), np.float32), 20.0)
+    with pytest.raises(UserError, match="pixel size is unknown"):
+        client.enhance(np.ones((8, 8), np.float32))
+    with pytest.raises(UserError, match="none of the models"):
+        EnhanceClient.for_pixel_size(served.target, 14.0, ["missing"])
+
+
+def test_unknown_model_and_bad_images_are_clear_errors(served):
+    with pytest.raises(ServerError, match="Servable not found for request: Latest\\(nope\\)") as info:
+        EnhanceClient(served.target, "nope").enhance(np.ones((8, 8), np.float32), 14.2)
+    assert info.value.code == grpc.StatusCode.NOT_FOUND
+    client = EnhanceClient(served.target, "tiny")
+    with pytest.raises(UserError, match="2-D"):
+        client.enhance(np.ones((2, 8, 8), np.float32), 14.2)
+    with pytest.raises(ServerError, match="deadline"):
+        client.enhance(np.ones((8, 8), np.float32), 14.2, deadline_s=0)
+
+
+def test_unreachable_server_fails_after_retries():
+    client = EnhanceClient(f"127.0.0.1:{free_port()}", "tiny", retries=2, backoff_s=0.01, timeout=5)
+    with pytest.raises(ServerError, match="UNAVAILABLE"):
+        client.model_info()
+
+
+def test_client_retries_until_a_restarted_server_answers(client_zoo, monkeypatch):
+    import zoo.client.client as client_module
+    from zoo.server.server import EmbeddedServer
+
+    port = free_port()
+    first = EmbeddedServer(client_zoo, port=port, poll_seconds=0).start()
+    client = EnhanceClient(f"127.0.0.1:{port}", "tiny", retries=10, backoff_s=0.05)
+    image = np.ones((8, 8), np.float32)
+    client.enhance(image, 14.2)
+    first.stop(grace=0)
+
+    restarted = []
+    real_sleep = client_module.time.sleep
+
+    def restart_on_first_backoff(seconds):  # the server comes back while the client waits
+        if not restarted:
+            restarted.append(EmbeddedServer(client_zoo, port=port, poll_seconds=0).start())
+        real_sleep(seconds)
+
+    monkeypatch.setattr(client_module.time, "sleep", restart_on_first_backoff)
+    try:
+        out, _ = client.enhance(image, 14.2)
+        assert restarted and out.shape == (16, 16)
+    finally:
+        for server in restarted:
+            server.stop(grace=0)
+
+
+def test_round_robin_over_replicas_and_past_a_dead_one(client_zoo):
+    from zoo.server.server import EmbeddedServer
+
+    with EmbeddedServer(client_zoo, port=0, poll_seconds=0) as a, EmbeddedServer(client_zoo, port=0, poll_seconds=0) as b:
+        dead = f"127.0.0.1:{free_port()}"
+        client = EnhanceClient([a.target, dead, b.target], "tiny", version=1, backoff_s=0.01, batch_size=1)
+        out, _ = client.enhance(np.arange(64 * 64, dtype=np.float32).reshape(64, 64), 14.2)
+        assert out.shape == (128, 128)
+        assert a.prediction.requests >= 2 and b.prediction.requests >= 2
+
+
+def test_float_val_responses_give_the_same_result(client_zoo, rng):
+    from zoo.server.server import EmbeddedServer
+
+    image = rng.integers(0, 4000, (40, 40)).astype(np.uint16)
+    with EmbeddedServer(client_zoo, port=0, poll_seconds=0, tensor_content=False) as srv:
+        out, _ = EnhanceClient(srv.target, "tiny", version=1).enhance(image, 14.2)
+    np.testing.assert_array_equal(out, nearest2x(image))
+
+
+def test_flat_image_does_not_divide_by_zero(served):
+    out, _ = EnhanceClient(served.target, "tiny", version=2).enhance(np.full((10, 12), 7, np.uint16), 14.2)
+    assert (out == 7).all()
