@@ -1,9 +1,193 @@
-"""`semzoo evaluate` (not yet implemented: see the tracker)."""
+"""`semzoo evaluate`: the paper's evaluation of super-resolved images, as a table and a report."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from zoo.cli.options import JsonOption, OverwriteOption, PixelSizeOption, progress_bar
+from zoo.errors import UserError
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+# Pixel sizes of input and target should differ by the scale (native LR) or not at all; a few
+# percent is calibration slack, as in registration.
+PIXEL_RATIO_TOLERANCE = 0.05
+
+
+def _tiffs(folder: Path) -> dict[str, Path]:
+    found = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in TIFF_SUFFIXES and not path.name.startswith("."):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def match_files(input: Path, output: Path, target: Path) -> list[tuple[str, Path, Path, Path]]:
+    """(name, input, output, target) for three files, or for three folders matched by file name.
+
+    Every output needs an input and a target of the same name (extension aside); targets and
+    inputs without an output are not evaluated.
+    """
+    paths = {"--input": input, "--output": output, "--target": target}
+    for option, path in paths.items():
+        if not path.exists():
+            raise UserError(f"{option} {path} does not exist")
+    kinds = {path.is_dir() for path in paths.values()}
+    if len(kinds) != 1:
+        raise UserError("--input, --output and --target must be three files or three folders")
+    if not input.is_dir():
+        return [(target.stem, input, output, target)]
+    inputs, outputs, targets = _tiffs(input), _tiffs(output), _tiffs(target)
+    if not outputs:
+        raise UserError(f"no TIFF files in {output}")
+    missing = [
+        f"{name} (no {what} in {folder})"
+        for name in outputs
+        for what, files, folder in (("input", inputs, input), ("target", targets, target))
+        if name not in files
+    ]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise UserError(f"outputs without a matching file: {shown}")
+    return [(name, inputs[name], outputs[name], targets[name]) for name in outputs]
+
+
+def load_truth(path: Path) -> dict:
+    """The ``pairs`` of a truth.json (semzoo simulate / prepare)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"--truth {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--truth {path} is not readable JSON ({exc})") from None
+    pairs = data.get("pairs") if isinstance(data, dict) else None
+    if not isinstance(pairs, dict):
+        raise UserError(f"--truth {path} has no 'pairs' object (expected the truth.json of semzoo simulate/prepare)")
+    return pairs
+
+
+def _truth_for(pairs: dict, name: str, single: bool, path: Path) -> dict:
+    if name in pairs:
+        return pairs[name]
+    if single and len(pairs) == 1:
+        return next(iter(pairs.values()))
+    raise UserError(f"--truth {path} has no pair named {name!r}")
+
+
+def _check_ratio(name: str, inp, tgt, native: bool, warnings: list[str]) -> None:
+    if inp.pixel_size_nm is None or tgt is None:
+        return
+    expected = tgt * (2 if native else 1)
+    if abs(inp.pixel_size_nm / expected - 1) > PIXEL_RATIO_TOLERANCE:
+        warnings.append(
+            f"{name}: input pixel size {inp.pixel_size_nm:g} nm, expected {expected:g} nm for "
+            f"{'a native LR of' if native else 'an input on the grid of'} a {tgt:g} nm target"
+        )
+
+
+def evaluate(
+    input: Annotated[Path, typer.Option("--input", "-i", help="The network's input: a TIFF or a folder "
+                                        "of TIFFs, native LR (half the target's size) or already on "
+                                        "the target's grid.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The network's output (TIFF or folder), "
+                                         "on the target's grid.")],
+    target: Annotated[Path, typer.Option("--target", "-t", help="The high-resolution target (TIFF or "
+                                         "folder), e.g. DATA/registered/hr from semzoo prepare.")],
+    report: Annotated[Path, typer.Option("--report", "-r", help="Report folder to create (report.md, "
+                                         "figures, results.json); must not exist or be empty, "
+                                         "unless --overwrite.")],
+    truth: Annotated[Optional[Path], typer.Option("--truth", help="truth.json with the planted gaps "
+                                                  "(coordinates on the target's grid); without it "
+                                                  "particles and gaps are found in the target.")] = None,
+    pixel_size: PixelSizeOption = None,
+    overwrite: OverwriteOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Compare super-resolved images with their targets: PSNR/SSIM, gap analysis, spectra, FRC."""
+    from rich.console import Console
+
+    from zoo.data.sem_tiff import read_sem, require_pixel_size
+    from zoo.evaluation.report import aggregate_table, evaluate as run_evaluation, results_json, write_report
+
+    pairs = match_files(input, output, target)
+    if report.exists() and not report.is_dir():
+        raise UserError(f"--report {report} exists and is not a folder")
+    if report.is_dir() and any(report.iterdir()) and not overwrite:
+        raise UserError(f"--report {report} exists and is not empty; pass --overwrite to replace it")
+    truth_pairs = load_truth(truth) if truth is not None else None
+
+    warnings: list[str] = []
+    results = []
+    bar = contextlib.nullcontext(lambda *a, **k: None) if json_output else progress_bar(
+        "evaluating", total=len(pairs)
+    )
+    with bar as update:
+        for k, (name, inp_path, out_path, tgt_path) in enumerate(pairs):
+            update(k, description=f"evaluating {name}")
+            tgt = read_sem(tgt_path, pixel_size)
+            out = read_sem(out_path)
+            inp = read_sem(inp_path)
+            for sem in (tgt, out, inp):
+                warnings += [f"{sem.path.name}: {w}" for w in sem.warnings]
+            grid_nm = require_pixel_size(tgt)
+            if out.pixel_size_nm is not None and abs(out.pixel_size_nm / grid_nm - 1) > PIXEL_RATIO_TOLERANCE:
+                warnings.append(f"{name}: output pixel size {out.pixel_size_nm:g} nm, target {grid_nm:g} nm")
+            _check_ratio(name, inp, grid_nm, inp.image.shape != tgt.image.shape, warnings)
+            pair_truth = _truth_for(truth_pairs, name, len(pairs) == 1, truth) if truth_pairs is not None else None
+            try:
+                result = run_evaluation(
+                    inp.image, out.image, tgt.image, pixel_size_nm=grid_nm, truth=pair_truth, name=name
+                )
+            except UserError as exc:
+                raise UserError(f"{name}: {exc}") from None
+            result.sources = {"input": str(inp_path), "output": str(out_path), "target": str(tgt_path)}
+            if truth is not None:
+                result.sources["truth"] = str(truth)
+            results.append(result)
+        update(len(pairs), description="writing the report")
+        write_report(results, report, overwrite=overwrite)
+
+    err = Console(stderr=True)
+    for warning in warnings:
+        err.print(f"warning: {warning}", highlight=False)
+    if json_output:
+        typer.echo(json.dumps({**results_json(results), "report": str(report)}, indent=2))
+        return
+    _print_table(aggregate_table(results), results, report)
+
+
+def _print_table(table: dict, results: list, report: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from zoo.evaluation.report import COLUMNS, ROW_LABELS, format_value, frc_at_limit, pooled_gap_stats
+
+    ref = pooled_gap_stats(results, "target")
+    title = (
+        f"{len(results)} pair(s) at {results[0].pixel_size_nm:g} nm/pixel; {ref.n_gaps} gaps, "
+        f"{ref.n_touching} touching pairs ({results[0].gap_source})"
+    )
+    rich_table = Table(title=title)
+    rich_table.add_column("", justify="left", no_wrap=True)
+    for header in COLUMNS.values():
+        rich_table.add_column(header, justify="right")
+    for row, cols in table.items():
+        rich_table.add_row(
+            ROW_LABELS[row],
+            *(
+                format_value(c, cols[c], at_limit=(c == "frc_resolution_nm" and frc_at_limit(results, row)))
+                for c in COLUMNS
+            ),
+        )
+    console = Console(width=max(120, Console().width))
+    console.print(rich_table)
+    console.print(f"report: {report / 'report.md'}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app (none yet)."""
+    """Add `evaluate` to the root app."""
+    app.command("evaluate")(evaluate)

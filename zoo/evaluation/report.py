@@ -1,0 +1,512 @@
+"""The evaluation of de Haan et al. 2019 as one call, and its report (report.md + PNG figures).
+
+:func:`evaluate` compares a network output with its input and target on the target's grid:
+PSNR and SSIM after intensity matching, the paper's gap analysis (Methods, "Gap analysis";
+Fig. 3), radially averaged power spectra (Fig. 4) and single-image FRC resolution, with baseline
+rows for plain interpolation. :func:`write_report` writes the table, the figures (Figs. 2-4 of the
+paper, redrawn for this data) and the numbers as JSON.
+
+Grid convention: ``output`` and ``target`` share one grid (the *evaluation grid*, e.g. the
+registered HR from ``semzoo prepare``). ``input`` is either the native LR (half the target's size
+in each direction: it is upsampled with Lanczos for the "input" row, exactly as the network's
+first layer does, and nearest/bicubic baselines are added) or already on the evaluation grid (it
+then *is* the Lanczos baseline).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from zoo.errors import UserError
+from zoo.evaluation.gaps import GapAnalysis, GapStats, analyse_gaps, find_gaps
+from zoo.evaluation.quality import (
+    baseline_upsample,
+    match_intensity,
+    peak_signal_noise_ratio,
+    structural_similarity,
+)
+from zoo.evaluation.spectra import FRCResult, PowerSpectrum, frc_resolution, radial_power_spectrum
+
+SCALE = 2
+ROW_ORDER = ("nearest", "bicubic", "input", "output", "target")
+ROW_LABELS = {
+    "nearest": "nearest x2",
+    "bicubic": "bicubic x2",
+    "input": "input (Lanczos x2)",
+    "output": "output",
+    "target": "target",
+}
+COLUMNS = {
+    "psnr_db": "PSNR (dB)",
+    "ssim": "SSIM",
+    "undetected_gaps_percent": "undetected gaps (%)",
+    "gap_size_error_nm": "gap-size error (nm)",
+    "invented_gaps_percent": "invented gaps (%)",
+    "frc_resolution_nm": "FRC resolution (nm)",
+}
+FIGURES = {
+    "gap_profiles": "fig2_gap_profiles.png",
+    "gap_histograms": "fig3_gap_sizes.png",
+    "spectra": "fig4_spectra.png",
+}
+
+
+@dataclass
+class EvaluationResult:
+    """Everything :func:`evaluate` measured for one input/output/target triple.
+
+    ``table[row][column]`` holds the numbers (NaN: not applicable), rows in :data:`ROW_ORDER`
+    among those present and columns as in :data:`COLUMNS`. ``images`` are the rows' images on the
+    evaluation grid, mapped onto the target's intensities (for figures).
+    """
+
+    name: str
+    pixel_size_nm: float
+    input_is_native: bool
+    table: dict[str, dict[str, float]]
+    gaps: GapAnalysis
+    gap_source: str
+    spectra: dict[str, PowerSpectrum]
+    frc: dict[str, FRCResult]
+    images: dict[str, np.ndarray] = field(repr=False)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> list[str]:
+        return list(self.table)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable numbers (NaN -> null)."""
+        return {
+            "name": self.name,
+            "pixel_size_nm": self.pixel_size_nm,
+            "input_is_native_lr": self.input_is_native,
+            "gap_source": self.gap_source,
+            "sources": self.sources,
+            "table": _json_table(self.table),
+            "frc_at_limit": {row: self.frc[row].at_limit for row in self.frc},
+            "frc_limit_nm": {row: self.frc[row].limit_nm for row in self.frc},
+            "gaps": {row: stats.to_dict() for row, stats in self.gaps.stats.items()},
+            "gaps_skipped": self.gaps.skipped,
+        }
+
+
+def _json_table(table: Mapping[str, Mapping[str, float]]) -> dict:
+    return {
+        row: {col: (None if v is None or not math.isfinite(v) else round(float(v), 4)) for col, v in cols.items()}
+        for row, cols in table.items()
+    }
+
+
+def _as_image(array, what: str) -> np.ndarray:
+    img = np.asarray(array)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim != 2:
+        raise UserError(f"the {what} image must be 2-D (grey-scale); got shape {img.shape}")
+    img = img.astype(np.float32)
+    if not np.all(np.isfinite(img)):
+        raise UserError(f"the {what} image contains NaN or infinite values")
+    return img
+
+
+def _gap_row(stats: GapStats) -> dict[str, float]:
+    return {
+        "undetected_gaps_percent": 100 * stats.undetected_gap_fraction,
+        "gap_size_error_nm": stats.gap_size_error_nm,
+        "invented_gaps_percent": 100 * stats.invented_gap_fraction,
+    }
+
+
+def evaluate(
+    input: np.ndarray,
+    output: np.ndarray,
+    target: np.ndarray,
+    *,
+    pixel_size_nm: float,
+    truth: Mapping | None = None,
+    baselines: Sequence[str] | None = None,
+    name: str = "pair",
+    progress: Callable[[int, int], None] | None = None,
+) -> EvaluationResult:
+    """Evaluate a super-resolved ``output`` against ``target`` as in de Haan et al. 2019.
+
+    Parameters
+    ----------
+    input : (h, w) or (H, W) array
+        The network's input: native LR (h, w) = (H/2, W/2), or already on the target's grid.
+    output, target : (H, W) array
+        The network's output and the high-resolution acquisition, on one grid.
+    pixel_size_nm : float
+        Pixel size of the evaluation grid (the target's).
+    truth : mapping, optional
+        One pair of truth.json (``particles`` with ``x_hr, y_hr, radius_nm``; ``gaps``;
+        ``touching``) on the evaluation grid. Without it particles and gaps are found in the
+        target (:func:`zoo.evaluation.gaps.find_gaps`).
+    baselines : sequence of {"nearest", "bicubic"}, optional
+        Interpolation rows; default both when ``input`` is the native LR, none otherwise (they
+        need the LR).
+    name : str, optional
+        Name of the pair, for reports.
+
+    Returns
+    -------
+    EvaluationResult
+        Rows nearest/bicubic (if any), input (= Lanczos x2), output and target; columns PSNR and
+        SSIM against the target after least-squares intensity matching, % undetected gaps,
+        gap-size error (mean |width - target width| in nm over gaps both show), % invented gaps
+        (touching pairs shown apart) and single-image FRC resolution in nm.
+    """
+    tgt = _as_image(target, "target")
+    out = _as_image(output, "output")
+    inp = _as_image(input, "input")
+    if not pixel_size_nm or not pixel_size_nm > 0:
+        raise UserError("the pixel size of the evaluation grid is unknown: pass --pixel-size")
+    if out.shape != tgt.shape:
+        raise UserError(
+            f"output {out.shape[1]}x{out.shape[0]} and target {tgt.shape[1]}x{tgt.shape[0]} "
+            "must be on the same grid (same size)"
+        )
+    if min(tgt.shape) < 16:
+        raise UserError(f"the target is {tgt.shape[1]}x{tgt.shape[0]} pixels: too small to evaluate")
+    native = inp.shape != tgt.shape
+    if native and (SCALE * inp.shape[0], SCALE * inp.shape[1]) != tgt.shape:
+        raise UserError(
+            f"input is {inp.shape[1]}x{inp.shape[0]}, target {tgt.shape[1]}x{tgt.shape[0]}: the "
+            f"input must be on the target's grid or exactly 1/{SCALE} of its size (native LR)"
+        )
+    if baselines is None:
+        baselines = ("nearest", "bicubic") if native else ()
+    for method in baselines:
+        if method not in ("nearest", "bicubic"):
+            raise UserError(f"unknown baseline {method!r}; choose nearest or bicubic")
+    if baselines and not native:
+        raise UserError("nearest/bicubic baselines need the native LR as input (half the target's size)")
+
+    rows: dict[str, np.ndarray] = {}
+    for method in ROW_ORDER:
+        if method in baselines:
+            rows[method] = baseline_upsample(inp, method, scale=SCALE)
+    rows["input"] = baseline_upsample(inp, "lanczos", scale=SCALE) if native else inp
+    rows["output"] = out
+    rows["target"] = tgt
+    # One intensity scale for everything below: the target's (least-squares affine fit).
+    matched = {
+        row: (img if row == "target" else match_intensity(img, tgt).astype(np.float32))
+        for row, img in rows.items()
+    }
+
+    steps = 2 * len(rows) + 1
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, steps)
+
+    table: dict[str, dict[str, float]] = {row: {} for row in rows}
+    for row, img in matched.items():
+        if row == "target":
+            table[row].update(psnr_db=math.nan, ssim=math.nan)
+        else:
+            table[row]["psnr_db"] = peak_signal_noise_ratio(tgt, img, match_intensity=False)
+            table[row]["ssim"] = structural_similarity(tgt, img, match_intensity=False)
+        tick()
+
+    if truth is not None:
+        source = "truth"
+        pair = truth
+    else:
+        source = "found in the target"
+        pair = find_gaps(tgt, pixel_size_nm=pixel_size_nm)
+    try:
+        gaps = analyse_gaps(
+            matched,
+            pair.get("gaps", []),
+            pair.get("particles", []),
+            touching=pair.get("touching", []),
+            pixel_size_nm=pixel_size_nm,
+            reference="target",
+            match_intensity=False,
+        )
+    except ValueError as exc:
+        raise UserError(f"truth for {name}: {exc}") from None
+    tick()
+    for row in rows:
+        table[row].update(_gap_row(gaps.stats[row]))
+
+    spectra, frc = {}, {}
+    # Interpolation copies each LR pixel into its neighbours, so the checkerboard halves of an
+    # upsampled image share their noise and the FRC would report the interpolation, not the
+    # data: the rows made from the native LR get the FRC of the LR itself.
+    lr_frc = frc_resolution(inp, pixel_size_nm=SCALE * pixel_size_nm) if native else None
+    for row, img in matched.items():
+        spectra[row] = radial_power_spectrum(img, pixel_size_nm=pixel_size_nm)
+        if lr_frc is not None and row in ("nearest", "bicubic", "input"):
+            frc[row] = lr_frc
+        else:
+            frc[row] = frc_resolution(img, pixel_size_nm=pixel_size_nm)
+        table[row]["frc_resolution_nm"] = frc[row].resolution_nm
+        tick()
+    table = {row: {col: table[row][col] for col in COLUMNS} for row in table}
+    return EvaluationResult(
+        name=name,
+        pixel_size_nm=float(pixel_size_nm),
+        input_is_native=native,
+        table=table,
+        gaps=gaps,
+        gap_source=source,
+        spectra=spectra,
+        frc=frc,
+        images=matched,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Several pairs
+# --------------------------------------------------------------------------------------------
+
+
+def aggregate_table(results: Sequence[EvaluationResult]) -> dict[str, dict[str, float]]:
+    """One table over several pairs.
+
+    Gap columns pool the gaps of all pairs (undetected and invented fractions are counts over
+    counts, the size error is averaged over all compared gaps); PSNR, SSIM and FRC resolution are
+    means over the pairs. A row appears if every pair has it.
+    """
+    if not results:
+        raise ValueError("no results to aggregate")
+    rows = [r for r in ROW_ORDER if all(r in res.table for res in results)]
+    table = {}
+    for row in rows:
+        pooled = pooled_gap_stats(results, row)
+        means = {
+            col: _nanmean([res.table[row][col] for res in results])
+            for col in ("psnr_db", "ssim", "frc_resolution_nm")
+        }
+        merged = {**means, **_gap_row(pooled)}
+        table[row] = {col: merged[col] for col in COLUMNS}
+    return table
+
+
+def pooled_gap_stats(results: Sequence[EvaluationResult], row: str) -> GapStats:
+    """The gap statistics of ``row`` over all pairs' gaps together."""
+    stats = [res.gaps.stats[row] for res in results if row in res.gaps.stats]
+    return GapStats(
+        n_gaps=sum(s.n_gaps for s in stats),
+        n_undetected=sum(s.n_undetected for s in stats),
+        n_compared=sum(s.n_compared for s in stats),
+        gap_size_error_nm=_weighted([(s.gap_size_error_nm, s.n_compared) for s in stats]),
+        n_touching=sum(s.n_touching for s in stats),
+        n_invented=sum(s.n_invented for s in stats),
+    )
+
+
+def _weighted(pairs: Sequence[tuple[float, int]]) -> float:
+    total = sum(n for v, n in pairs if n and math.isfinite(v))
+    if not total:
+        return math.nan
+    return sum(v * n for v, n in pairs if n and math.isfinite(v)) / total
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def format_value(column: str, value: float, *, at_limit: bool = False) -> str:
+    """A table cell: NaN -> an em dash; FRC at its limit -> '<= limit'."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    text = {
+        "psnr_db": f"{value:.2f}",
+        "ssim": f"{value:.4f}",
+        "undetected_gaps_percent": f"{value:.1f}",
+        "gap_size_error_nm": f"{value:.2f}",
+        "invented_gaps_percent": f"{value:.1f}",
+        "frc_resolution_nm": f"{value:.1f}",
+    }[column]
+    return f"≤ {text}" if at_limit else text
+
+
+def frc_at_limit(results: Sequence[EvaluationResult], row: str) -> bool:
+    """True when every pair's FRC for ``row`` stayed above threshold up to the method's limit."""
+    flags = [res.frc[row].at_limit for res in results if row in res.frc]
+    return bool(flags) and all(flags)
+
+
+def markdown_table(table: Mapping[str, Mapping[str, float]], results: Sequence[EvaluationResult]) -> str:
+    header = "| | " + " | ".join(COLUMNS.values()) + " |"
+    rule = "|---|" + "---:|" * len(COLUMNS)
+    lines = [header, rule]
+    for row, cols in table.items():
+        cells = [
+            format_value(col, cols[col], at_limit=(col == "frc_resolution_nm" and frc_at_limit(results, row)))
+            for col in COLUMNS
+        ]
+        lines.append(f"| {ROW_LABELS.get(row, row)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def results_json(results: Sequence[EvaluationResult]) -> dict:
+    """The numbers of a report: the aggregate table and every pair's own (NaN -> null)."""
+    return {
+        "pairs": len(results),
+        "aggregate": _json_table(aggregate_table(results)),
+        "gaps": {row: pooled_gap_stats(results, row).to_dict() for row in aggregate_table(results)},
+        "per_pair": [res.to_dict() for res in results],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The report directory
+# --------------------------------------------------------------------------------------------
+
+
+def write_report(
+    results: EvaluationResult | Sequence[EvaluationResult],
+    report_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    title: str = "Super-resolution evaluation",
+) -> Path:
+    """Write report.md, results.json and the figures (paper Figs. 2-4) into ``report_dir``.
+
+    The directory is built next to its destination and moved into place when complete, so a
+    failure leaves no partial report; an existing non-empty ``report_dir`` is replaced only with
+    ``overwrite=True``.
+    """
+    from zoo.evaluation import figures
+
+    results = [results] if isinstance(results, EvaluationResult) else list(results)
+    if not results:
+        raise ValueError("no results to report")
+    report_dir = Path(report_dir)
+    if report_dir.exists() and not report_dir.is_dir():
+        raise UserError(f"{report_dir} exists and is not a directory")
+    if report_dir.is_dir() and any(report_dir.iterdir()) and not overwrite:
+        raise UserError(f"{report_dir} exists and is not empty; pass --overwrite to replace it")
+    report_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{report_dir.name}.", dir=report_dir.parent))
+    try:
+        _umask = os.umask(0)
+        os.umask(_umask)
+        tmp.chmod(0o777 & ~_umask)  # mkdtemp makes it private; a report is for sharing
+        figures.gap_profiles(results, tmp / FIGURES["gap_profiles"])
+        figures.gap_histograms(results, tmp / FIGURES["gap_histograms"])
+        figures.spectra(results, tmp / FIGURES["spectra"])
+        (tmp / "results.json").write_text(json.dumps(results_json(results), indent=2) + "\n")
+        (tmp / "report.md").write_text(_markdown(results, title))
+        if report_dir.exists():
+            old = report_dir.with_name(f".{report_dir.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            report_dir.rename(old)
+            tmp.rename(report_dir)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(report_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return report_dir
+
+
+def _markdown(results: Sequence[EvaluationResult], title: str) -> str:
+    first = results[0]
+    table = aggregate_table(results)
+    limit = first.frc["target"].limit_nm
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    gaps_total = {row: pooled_gap_stats(results, row) for row in table}
+    ref_stats = gaps_total["target"]
+    lines = [
+        f"# {title}",
+        "",
+        f"{len(results)} image pair(s), evaluated on the target's grid at "
+        f"{first.pixel_size_nm:g} nm/pixel; {now}.",
+        f"Input: {'native LR, upsampled x2 with Lanczos (the network’s own first layer)' if first.input_is_native else 'already on the target grid (the Lanczos baseline)'}.",
+        f"Gaps: {ref_stats.n_gaps} gaps and {ref_stats.n_touching} touching pairs, "
+        f"{'planted (truth.json)' if first.gap_source == 'truth' else 'found in the target'}.",
+        "",
+        "## Results" + (" (all pairs)" if len(results) > 1 else ""),
+        "",
+        markdown_table(table, results),
+        "",
+        "- **PSNR / SSIM**: against the target, after mapping each image onto the target's "
+        "intensities with a least-squares affine fit (gain and offset); SSIM with Gaussian "
+        "weights, sigma 1.5 (Wang et al. 2004).",
+        "- **Undetected gaps**: share of the gaps that an image does not show. Gap analysis as in "
+        "de Haan et al. 2019 (Methods): along a 3-pixel-wide profile from particle centre to "
+        "particle centre, a gap is detected if the lowest point between the particles is below "
+        "60% of the particles' peak (the lower of the two peaks), and its width is the distance "
+        "between the points where the intensity falls below 80% of that peak.",
+        "- **Gap-size error**: mean |gap width - target's gap width| over the gaps both show.",
+        "- **Invented gaps**: share of touching particle pairs (no gap in the specimen) that an "
+        "image shows apart: structure a network made up.",
+        f"- **FRC resolution**: single-image Fourier ring correlation (checkerboard split, 1/7 "
+        f"threshold; Koho et al., Nat. Commun. 10, 3103, 2019). The checkerboard sub-images "
+        f"have sqrt(2) x the pixel size, so the finest measurable value is {limit:.1f} nm; '≤' "
+        "marks images that are at that limit. The method assumes independent noise in "
+        "neighbouring pixels. Interpolation breaks that, so "
+        + (
+            "the rows made from the native LR (nearest, bicubic, input) show the FRC of the LR "
+            f"itself, at its own pixel size (limit {first.frc['input'].limit_nm:.1f} nm). "
+            if first.input_is_native
+            else "the input, given already on the target grid, shows the FRC of an interpolated "
+            "image: read it as its band limit. "
+        )
+        + "A network output's noise is not independent between pixels either: its FRC measures "
+        "the band limit of what the network drew, not a noise-limited resolution.",
+        "",
+        "## Figures",
+        "",
+        f"![Gap profiles]({FIGURES['gap_profiles']})",
+        "",
+        "Fig. 2 (as in the paper): crops of input, output and target around example gaps, and "
+        "intensity profiles along the marked lines (dots: the 80% crossings that give the width). "
+        "Examples: the narrowest gap that the output shows and the input misses, a gap the "
+        "output misses (if any), and the gap of median width.",
+        "",
+        f"![Gap sizes]({FIGURES['gap_histograms']})",
+        "",
+        "Fig. 3: gap-size errors against the target for the gaps both show, and the share of "
+        "undetected gaps and invented gaps per image.",
+        "",
+        f"![Spectra]({FIGURES['spectra']})",
+        "",
+        "Fig. 4: radially averaged power spectra (Hann window; all images on the target's "
+        "intensity scale) and single-image FRC curves, averaged over the pairs.",
+        "",
+    ]
+    if len(results) > 1:
+        lines += ["## Per pair", ""]
+        header = "| pair | row | " + " | ".join(COLUMNS.values()) + " |"
+        lines += [header, "|---|---|" + "---:|" * len(COLUMNS)]
+        for res in results:
+            for row, cols in res.table.items():
+                cells = [
+                    format_value(
+                        col, cols[col], at_limit=(col == "frc_resolution_nm" and res.frc[row].at_limit)
+                    )
+                    for col in COLUMNS
+                ]
+                lines.append(f"| {res.name} | {ROW_LABELS[row]} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if any(res.sources for res in results):
+        lines += ["## Files", ""]
+        for res in results:
+            for role, path in res.sources.items():
+                lines.append(f"- {res.name} {role}: `{path}`")
+        lines.append("")
+    return "\n".join(lines)
