@@ -1,9 +1,159 @@
-"""`semzoo enhance` (not yet implemented: see the tracker)."""
+"""`semzoo enhance`: super-resolve SEM images through TF Serving (or a server of its own)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, List, Optional
+
 import typer
+
+from zoo.cli.options import OverwriteOption, PixelSizeOption, ZooOption, default_zoo, progress_bar
+
+
+def enhance(
+    inputs: Annotated[List[Path], typer.Argument(help="SEM TIFF files and/or folders of them.", show_default=False)],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output TIFF (one input) or folder (several).")],
+    model: Annotated[
+        Optional[str],
+        typer.Option("--model", help="NAME, NAME:VERSION or NAME@LABEL (default: the model matching each image's pixel size)."),
+    ] = None,
+    server: Annotated[
+        Optional[str],
+        typer.Option("--server", help="HOST:PORT of TF Serving / `semzoo serve`; comma-separate replicas. Default: serve the zoo in-process."),
+    ] = None,
+    zoo: ZooOption = None,
+    pixel_size: PixelSizeOption = None,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Also write NAME.compare.png: Lanczos x2 input | output.")
+    ] = False,
+    overwrite: OverwriteOption = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse images whose pixel size is >10% off the model's.")
+    ] = False,
+) -> None:
+    """Enhance SEM images x2 with a zoo model; writes TIFFs with the new pixel size and provenance.
+
+    A bare model NAME means its `stable` label when it has one, else its latest version.
+    Without --model, each image gets the zoo model whose input pixel size is closest to its own.
+    """
+    import warnings
+
+    from zoo.client.client import EnhanceClient
+    from zoo.client.files import ModelSpec, enhance_job, plan, read_checked
+    from zoo.errors import UserError
+
+    spec = ModelSpec.parse(model) if model is not None else None
+    jobs = plan(inputs, out, compare=compare, overwrite=overwrite)
+    # Every input readable and with a pixel size before anything is written.
+    pixel_sizes = [read_checked(job, pixel_size).pixel_size_nm for job in jobs]
+    if len(inputs) > 1 or not Path(inputs[0]).is_file():
+        out.mkdir(parents=True, exist_ok=True)
+
+    zoo_dir = Path(zoo) if zoo is not None else default_zoo()
+    embedded = None
+    try:
+        if server is None:
+            embedded, targets, names, spec = _start_embedded(zoo_dir, spec)
+        else:
+            targets = [t.strip() for t in server.split(",") if t.strip()]
+            names = _zoo_model_names(zoo_dir) if spec is None else [spec.name]
+            if not names:
+                raise UserError(f"the zoo at {zoo_dir} lists no models to choose from; name one with --model")
+        label = spec.label if spec is not None else None
+        if spec is not None and spec.version is None and label is None and not spec.latest and server is not None:
+            label = _stable_if_served(targets, spec.name)
+        server_text = "embedded (semzoo serve in-process)" if server is None else server
+        with EnhanceClient(
+            targets,
+            spec.name if spec is not None else None,
+            version=spec.version if spec is not None else None,
+            label=label,
+            candidates=names,
+            strict=strict,
+        ) as client, progress_bar("enhancing", None) as update, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if strict:  # refuse before writing anything, not halfway through a folder
+                for job, size in zip(jobs, pixel_sizes):
+                    info = client.model_info() if client.model else client._choose(size)
+                    client.check_pixel_size(info, size, strict=True)
+            for i, job in enumerate(jobs, 1):
+                name = f"[{i}/{len(jobs)}] {job.source.name}"
+                update(0, description=name)
+                result = enhance_job(
+                    job, client, pixel_size_nm=pixel_size, server=server_text, overwrite=overwrite,
+                    progress=lambda done, total, name=name: update(done, total=total, description=name),
+                )
+                typer.echo(
+                    f"{job.source} -> {job.output} ({result['model']} v{result['model_version']}, "
+                    f"{result['input_pixel_size_nm']:g} nm -> {result['input_pixel_size_nm'] / result['scale']:g} nm)"
+                )
+        for warning in caught:
+            typer.echo(f"warning: {warning.message}", err=True)
+    finally:
+        if embedded is not None:
+            embedded.stop(grace=0)
+
+
+def _zoo_model_names(zoo_dir: Path) -> list[str]:
+    from zoo.registry.store import Zoo
+
+    return Zoo(zoo_dir).models()
+
+
+def _start_embedded(zoo_dir: Path, spec):
+    """Serve just the version(s) needed, from the zoo, on a free loopback port."""
+    from tensorflow_serving.config import model_server_config_pb2
+
+    from zoo.client.files import ModelSpec
+    from zoo.errors import UserError
+    from zoo.registry.store import Zoo
+    from zoo.server.server import EmbeddedServer
+
+    store = Zoo(zoo_dir)
+    if spec is not None:
+        name, version = store.resolve(str(spec))  # the zoo's rule: NAME -> @stable, else latest
+        chosen = {name: version}
+        spec = ModelSpec(name, version)
+    else:
+        names = store.models()
+        if not names:
+            raise UserError(f"the zoo at {zoo_dir} has no models; publish one or pass --zoo")
+        chosen = dict(store.resolve(n) for n in names)
+    config = model_server_config_pb2.ModelServerConfig()
+    for name, version in chosen.items():
+        entry = config.model_config_list.config.add(
+            name=name, base_path=str(store.root.resolve() / name), model_platform="tensorflow"
+        )
+        entry.model_version_policy.specific.versions.append(version)
+    embedded = EmbeddedServer(config=config, host="127.0.0.1", port=0, poll_seconds=0).start()
+    missing = [f"{n}:{v}" for n, v in chosen.items() if v not in embedded.manager.available().get(n, [])]
+    if missing:
+        embedded.stop(grace=0)
+        problems = "; ".join(
+            status.error_message
+            for n, v in chosen.items() if f"{n}:{v}" in missing
+            for _version, status in embedded.manager.status(n, v)
+        )
+        raise UserError(f"cannot load {', '.join(missing)}: {problems}")
+    return embedded, [embedded.target], sorted(chosen), spec
+
+
+def _stable_if_served(targets: list[str], name: str) -> str | None:
+    """The zoo's rule for a bare NAME on a remote server: ``@stable`` if it knows it, else latest."""
+    import grpc
+
+    from zoo.client.client import EnhanceClient, ServerError
+
+    with EnhanceClient(targets, name, label="stable", retries=2) as probe:
+        try:
+            probe.model_info()
+            return "stable"
+        except ServerError as exc:
+            if exc.code == grpc.StatusCode.INVALID_ARGUMENT:
+                return None
+            raise
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app (none yet)."""
+    """Add `semzoo enhance` to the root app."""
+    app.command("enhance")(enhance)

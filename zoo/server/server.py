@@ -54,6 +54,10 @@ def warmup(loaded: LoadedVersion) -> None:
 class EmbeddedServer:
     """A TF-Serving-compatible gRPC server over a zoo directory or a models.config.
 
+    Exactly one of ``zoo`` (serve every model: latest + labelled versions), ``model_config``
+    (a TF Serving models.config file, re-read when it changes) or ``config`` (a
+    ModelServerConfig proto) says what to serve.
+
     Use as a context manager, or call :meth:`start` / :meth:`stop`. ``port=0`` picks a free
     port (read :attr:`port` / :attr:`target` after start). ``start`` loads the models first
     (as tensorflow_model_server does), then binds and serves; a background thread polls for
@@ -65,6 +69,7 @@ class EmbeddedServer:
         zoo: str | Path | None = None,
         *,
         model_config: str | Path | None = None,
+        config=None,
         host: str = "127.0.0.1",
         port: int = 8500,
         poll_seconds: float = 2.0,
@@ -75,13 +80,16 @@ class EmbeddedServer:
         tensor_content: bool = True,
         run_warmup: bool = True,
     ):
-        if (zoo is None) == (model_config is None):
-            raise UserError("serve either a zoo directory or a --model-config file, not both/neither")
+        if sum(x is not None for x in (zoo, model_config, config)) != 1:
+            raise UserError("serve either a zoo directory or a --model-config file (not both)")
         if (tls_cert is None) != (tls_key is None):
             raise UserError("TLS needs both --tls-cert and --tls-key")
         if max_message_mb < 1 or max_message_mb > 2047:
             raise UserError(f"--max-message-mb must be between 1 and 2047 (gRPC's limit), got {max_message_mb}")
-        self.source = ZooSource(zoo) if zoo is not None else ConfigFileSource(model_config)
+        if zoo is not None:
+            self.source = ZooSource(zoo)
+        else:  # a models.config file, or a ModelServerConfig proto given in code
+            self.source = ConfigFileSource(model_config, config)
         self.host, self.requested_port = host, port
         self.poll_seconds = poll_seconds
         self.max_message_bytes = max_message_mb * 1024 * 1024

@@ -1,0 +1,138 @@
+"""`semzoo enhance` end to end: embedded server or --server, files and folders, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.server.tiny_models import nearest2x, publish
+
+
+@pytest.fixture(scope="module")
+def cli_zoo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli-zoo")
+    publish(root, "tiny", gain=1.0, label="stable")  # v1, 14.2 nm
+    publish(root, "tiny", gain=2.0)  # v2 (latest, unlabelled)
+    publish(root, "gel", gain=1.0, pixel_size_nm=56.8)
+    return root
+
+
+def sem_file(path, pixel_size_nm=14.2, shape=(40, 52), seed=0):
+    from zoo.data.sem_tiff import write_sem
+
+    image = np.random.default_rng(seed).integers(0, 50000, shape).astype(np.uint16)
+    write_sem(path, image, pixel_size_nm)
+    return image
+
+
+def test_enhance_one_file_writes_doubled_tiff_with_provenance_and_compare(cli, cli_zoo, tmp_path):
+    import cv2
+
+    from zoo.data.sem_tiff import read_sem
+
+    image = sem_file(tmp_path / "in.tif")
+    out = tmp_path / "out.tif"
+    result = cli("enhance", tmp_path / "in.tif", "-o", out, "--zoo", cli_zoo, "--model", "tiny", "--compare")
+    assert result.exit_code == 0, result.output
+    sem = read_sem(out)
+    assert sem.image.shape == (80, 104) and sem.image.dtype == np.uint16
+    assert sem.pixel_size_nm == pytest.approx(7.1)
+    np.testing.assert_array_equal(sem.image, nearest2x(image))  # tiny v1 (stable) is identity x2
+    described = sem.metadata["description"]
+    assert described["model"] == "tiny" and described["model_version"] == 1  # bare name -> @stable
+    assert described["input_file"] == str((tmp_path / "in.tif").resolve())
+    assert described["server"].startswith("embedded") and sem.metadata["version"]
+    png = cv2.imread(str(tmp_path / "out.compare.png"), cv2.IMREAD_UNCHANGED)
+    assert png.dtype == np.uint8 and png.shape[0] > 80 and png.shape[1] > 2 * 104
+
+
+def test_enhance_folder_picks_model_by_pixel_size(cli, cli_zoo, tmp_path):
+    from zoo.data.sem_tiff import read_sem
+
+    src = tmp_path / "src"
+    src.mkdir()
+    sem_file(src / "gold.tif", 14.2)
+    sem_file(src / "gel.tiff", 56.0)
+    result = cli("enhance", src, "-o", tmp_path / "out", "--zoo", cli_zoo)
+    assert result.exit_code == 0, result.output
+    gold, gel = read_sem(tmp_path / "out" / "gold.tif"), read_sem(tmp_path / "out" / "gel.tif")
+    assert gold.metadata["description"]["model"] == "tiny" and gold.pixel_size_nm == pytest.approx(7.1)
+    assert gel.metadata["description"]["model"] == "gel" and gel.pixel_size_nm == pytest.approx(28.0)
+
+
+def test_enhance_by_version_and_label_through_a_running_server(cli, cli_zoo, tmp_path):
+    from zoo.data.sem_tiff import read_sem
+    from zoo.server.server import EmbeddedServer
+
+    sem_file(tmp_path / "in.tif")
+    with EmbeddedServer(cli_zoo, port=0, poll_seconds=0) as srv:
+        for model, version in (("tiny", 1), ("tiny:2", 2), ("tiny@stable", 1), ("tiny:latest", 2)):
+            out = tmp_path / f"out-{version}-{model.replace(':', '_').replace('@', '_')}.tif"
+            result = cli("enhance", tmp_path / "in.tif", "-o", out, "--server", srv.target, "--model", model)
+            assert result.exit_code == 0, result.output
+            described = read_sem(out).metadata["description"]
+            assert (described["model_version"], described["server"]) == (version, srv.target)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--model", "nope"), "no model named 'nope'"),
+        (("--model", "../tiny"), "invalid model '../tiny'"),
+        (("--model", "tiny/1"), "invalid model"),
+        (("--model", "tiny:9"), "has no version 9"),
+        (("--model", "tiny@beta"), "has no label 'beta'"),
+        (("--model", "gel", "--strict"), "strict"),
+    ],
+)
+def test_bad_model_is_a_clear_error_without_output(cli, cli_zoo, tmp_path, args, message):
+    sem_file(tmp_path / "in.tif")
+    result = cli("enhance", tmp_path / "in.tif", "-o", tmp_path / "out.tif", "--zoo", cli_zoo, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_missing_pixel_size_is_an_error_unless_given(cli, cli_zoo, tmp_path):
+    from zoo.data.sem_tiff import read_sem
+
+    sem_file(tmp_path / "in.tif", pixel_size_nm=None)
+    out = tmp_path / "out.tif"
+    result = cli("enhance", tmp_path / "in.tif", "-o", out, "--zoo", cli_zoo, "--model", "tiny")
+    assert result.exit_code == 2 and "pixel size" in result.output and not out.exists()
+    result = cli("enhance", tmp_path / "in.tif", "-o", out, "--zoo", cli_zoo, "--model", "tiny", "--pixel-size", "14")
+    assert result.exit_code == 0, result.output
+    assert read_sem(out).pixel_size_nm == pytest.approx(7.0)
+
+
+def test_one_bad_file_in_a_folder_means_no_output_at_all(cli, cli_zoo, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    sem_file(src / "a.tif")
+    sem_file(src / "b.tif", pixel_size_nm=None)
+    result = cli("enhance", src, "-o", tmp_path / "out", "--zoo", cli_zoo, "--model", "tiny")
+    assert result.exit_code == 2 and "b.tif" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_output_needs_overwrite(cli, cli_zoo, tmp_path):
+    sem_file(tmp_path / "in.tif")
+    out = tmp_path / "out.tif"
+    out.write_bytes(b"precious")
+    result = cli("enhance", tmp_path / "in.tif", "-o", out, "--zoo", cli_zoo, "--model", "tiny")
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert out.read_bytes() == b"precious"
+    result = cli("enhance", tmp_path / "in.tif", "-o", out, "--zoo", cli_zoo, "--model", "tiny", "--overwrite")
+    assert result.exit_code == 0 and out.read_bytes() != b"precious"
+
+
+def test_bad_paths_are_clear_errors(cli, cli_zoo, tmp_path):
+    result = cli("enhance", tmp_path / "missing.tif", "-o", tmp_path / "o.tif", "--zoo", cli_zoo)
+    assert result.exit_code == 2 and "no such file" in result.output
+    sem_file(tmp_path / "in.tif")
+    result = cli("enhance", tmp_path / "in.tif", "-o", tmp_path / "o.png", "--zoo", cli_zoo)
+    assert result.exit_code == 2 and ".tif" in result.output
+    result = cli("enhance", tmp_path / "in.tif", "-o", tmp_path / "in.tif", "--zoo", cli_zoo, "--overwrite")
+    assert result.exit_code == 2 and "input itself" in result.output
+    result = cli("enhance", tmp_path / "in.tif", "-o", tmp_path / "o.tif", "--zoo", tmp_path / "nozoo")
+    assert result.exit_code == 2 and "no models" in result.output

@@ -1,0 +1,197 @@
+"""Enhance SEM image files: inputs -> outputs plan, TIFF + provenance, side-by-side PNG.
+
+The plan is made (and every input's pixel size checked) before anything is written, so bad
+input leaves no output; each output is written atomically and never replaces an existing file
+unless ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from zoo.errors import UserError
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+MODEL_SPEC = re.compile(
+    r"(?P<name>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?::(?P<version>[0-9]+|latest)|@(?P<label>[a-z0-9-]+))?"
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """``NAME``, ``NAME:VERSION``, ``NAME:latest`` or ``NAME@LABEL`` from the command line."""
+
+    name: str
+    version: int | None = None
+    label: str | None = None
+    latest: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "ModelSpec":
+        match = MODEL_SPEC.fullmatch(text or "")
+        if match is None:
+            raise UserError(
+                f"invalid model {text!r}: use NAME, NAME:VERSION or NAME@LABEL with NAME made of "
+                "lower-case letters, digits and '-' (e.g. gold-on-carbon:3)"
+            )
+        version = match["version"]
+        return cls(
+            match["name"],
+            int(version) if version and version != "latest" else None,
+            match["label"],
+            version == "latest",
+        )
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"{self.name}:{self.version}"
+        if self.label is not None:
+            return f"{self.name}@{self.label}"
+        return f"{self.name}:latest" if self.latest else self.name
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    output: Path
+    compare: Path | None
+
+
+def plan(inputs: Sequence[Path], out: Path, *, compare: bool, overwrite: bool) -> list[Job]:
+    """Map INPUT files/folders to outputs: OUT is a file for one input file, else a folder."""
+    files: list[Path] = []
+    single_file = len(inputs) == 1 and Path(inputs[0]).is_file()
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES)
+            if not found:
+                raise UserError(f"{item}: no .tif/.tiff files in this folder")
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise UserError(f"{item}: no such file or folder")
+    if single_file and not out.is_dir():
+        if out.suffix.lower() not in TIFF_SUFFIXES:
+            raise UserError(f"output {out} must end in .tif or .tiff (or be a folder)")
+        outputs = [out]
+    else:
+        if out.exists() and not out.is_dir():
+            raise UserError(f"output {out} must be a folder when enhancing several images")
+        outputs = [out / f"{f.stem}.tif" for f in files]
+        stems = [o.name for o in outputs]
+        duplicate = next((s for s in stems if stems.count(s) > 1), None)
+        if duplicate:
+            raise UserError(f"two inputs would both be written to {out / duplicate}; enhance them separately")
+    jobs = []
+    for source, output in zip(files, outputs):
+        if output.resolve() == source.resolve():
+            raise UserError(f"output {output} is the input itself; choose another -o")
+        job = Job(source, output, output.with_name(output.stem + ".compare.png") if compare else None)
+        for path in (job.output, job.compare):
+            if path is not None and path.exists() and not overwrite:
+                raise UserError(f"{path} exists; use --overwrite to replace it")
+        jobs.append(job)
+    return jobs
+
+
+def _window(image: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.percentile(image, [0.5, 99.5])
+    return float(lo), float(hi) if hi > lo else float(lo) + 1.0
+
+
+def compare_image(source: np.ndarray, enhanced: np.ndarray, *, left: str, right: str) -> np.ndarray:
+    """8-bit side-by-side: Lanczos x2 of the input | the network's output, labelled, same window."""
+    import cv2
+
+    h, w = enhanced.shape
+    upsampled = cv2.resize(source.astype(np.float32), (w, h), interpolation=cv2.INTER_LANCZOS4)
+    lo, hi = _window(source.astype(np.float32))
+    panels = [np.clip((p.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+              for p in (upsampled, enhanced)]
+    band = max(24, h // 24)
+    gap = max(4, w // 200)
+    canvas = np.zeros((h + band, 2 * w + gap), np.uint8)
+    canvas[band:, :w], canvas[band:, w + gap:] = panels
+    scale = band / 40
+    for x, text in ((4, left), (w + gap + 4, right)):
+        cv2.putText(canvas, text, (x, int(band * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, scale, 255,
+                    max(1, int(round(scale * 1.5))), cv2.LINE_AA)
+    return canvas
+
+
+def write_png_atomic(path: Path, image: np.ndarray, *, overwrite: bool) -> None:
+    import cv2
+
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} exists; use --overwrite to replace it")
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise RuntimeError(f"could not encode {path}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_checked(job: Job, pixel_size_nm: float | None):
+    """Read an input (data bar removed) and insist on a pixel size (file or --pixel-size)."""
+    from zoo.data.sem_tiff import read_sem, require_pixel_size
+
+    sem = read_sem(job.source, pixel_size_nm)
+    require_pixel_size(sem)
+    return sem
+
+
+def enhance_job(
+    job: Job,
+    client,
+    *,
+    pixel_size_nm: float | None,
+    server: str,
+    overwrite: bool,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Enhance one file with an EnhanceClient; write its TIFF (and PNG); return the provenance."""
+    from zoo.data.sem_tiff import write_sem
+
+    sem = read_checked(job, pixel_size_nm)
+    enhanced, out_pixel = client.enhance(sem.image, sem.pixel_size_nm, progress=progress)
+    run = client.last_run
+    description = {
+        "operation": "semzoo enhance",
+        "model": run["model"],
+        "model_version": run["version"],
+        "server": server,
+        "input_file": str(job.source.resolve()),
+        "input_vendor": sem.vendor,
+        "input_pixel_size_nm": sem.pixel_size_nm,
+        "input_pixel_size_source": sem.pixel_size_source,
+        "input_databar_rows": sem.databar_rows,
+        "scale": int(round(sem.pixel_size_nm / out_pixel)),
+        "tiles": run["tiles"],
+    }
+    written = write_sem(job.output, enhanced, out_pixel, description, overwrite=overwrite)
+    if job.compare is not None:
+        try:
+            canvas = compare_image(
+                sem.image, enhanced,
+                left=f"input, Lanczos x2 ({sem.pixel_size_nm:g} nm -> {out_pixel:g} nm)",
+                right=f"{run['model']} v{run['version']} ({out_pixel:g} nm)",
+            )
+            write_png_atomic(job.compare, canvas, overwrite=overwrite)
+        except BaseException:
+            written.unlink(missing_ok=True)  # no half result: the pair is written or neither
+            raise
+    return description
