@@ -188,3 +188,24 @@ def test_without_truth_particles_and_gaps_are_found_in_the_target(scene):
     widths = np.sort([g["width_nm"] for g in detected["gaps"]])
     planted = np.sort([g["width_nm"] for g in truth["gaps"]])
     np.testing.assert_allclose(widths, planted, atol=1.5 * PIXEL_NM)
+
+
+def test_denominators_are_the_gaps_the_target_shows(scene):
+    """As in the paper, other images are judged on the gaps the target resolves; the target
+    itself is judged against the truth."""
+    truth, shape = scene
+    soft_target = render(truth["particles"], shape, sigma_px=3.0)  # misses the 2 and 3 px gaps
+    sharp = render(truth["particles"], shape, sigma_px=0.6)
+    result = analyse_gaps(
+        {"output": sharp, "target": soft_target},
+        truth["gaps"],
+        truth["particles"],
+        touching=truth["touching"],
+        pixel_size_nm=PIXEL_NM,
+    )
+    n = len(truth["gaps"])
+    assert result.stats["target"].n_gaps == n
+    assert result.stats["target"].undetected_gap_fraction == pytest.approx(0.5)
+    out = result.stats["output"]
+    assert out.n_gaps == n // 2 and out.n_undetected == 0 and out.n_compared == n // 2
+    assert out.n_touching == len(truth["touching"]) and out.n_invented == 0

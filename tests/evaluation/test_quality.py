@@ -93,3 +93,19 @@ def test_baselines_upsample_x2_with_half_pixel_centres(rng):
     np.testing.assert_allclose(up[8:-8], expected[8:-8], atol=0.02)
     with pytest.raises(ValueError):
         baseline_upsample(lr, "bilinear-ish")
+
+
+def test_a_mask_leaves_pixels_without_data_out(pair, rng):
+    reference, noisy = pair
+    mask = np.ones(reference.shape, bool)
+    mask[:, :12] = False
+    broken = noisy.copy()
+    broken[:, :12] = 50.0  # garbage where the reference has no data
+    cropped_ref, cropped = reference[:, 12:], noisy[:, 12:]
+    assert peak_signal_noise_ratio(reference, broken, mask=mask) == pytest.approx(
+        peak_signal_noise_ratio(cropped_ref, cropped, data_range=np.ptp(reference[mask]))
+    )
+    assert peak_signal_noise_ratio(reference, broken) < peak_signal_noise_ratio(reference, broken, mask=mask) - 5
+    inside = structural_similarity(reference, broken, mask=mask)
+    assert inside == pytest.approx(structural_similarity(cropped_ref, cropped, data_range=np.ptp(reference[mask])), abs=0.02)
+    assert structural_similarity(reference, broken) < inside

@@ -31,17 +31,24 @@ def _pair(reference: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndar
     return ref, img
 
 
-def match_intensity(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+def match_intensity(
+    image: np.ndarray, reference: np.ndarray, *, mask: np.ndarray | None = None
+) -> np.ndarray:
     """Map ``image`` onto ``reference``'s intensities with a least-squares affine fit.
 
     Returns ``a * image + b`` with ``a, b`` minimising ``sum((a * image + b - reference)**2)``
-    (float64). A constant image is mapped to the reference's mean.
+    over the pixels where ``mask`` is True (all by default), as float64. A constant image is
+    mapped to the reference's mean.
     """
     ref, img = _pair(reference, image)
-    x = img - img.mean()
+    m = np.ones(ref.shape, bool) if mask is None else np.asarray(mask, bool)
+    if m.shape != ref.shape or not m.any():
+        raise ValueError("mask must have the images' shape and select at least one pixel")
+    mean_img, mean_ref = float(img[m].mean()), float(ref[m].mean())
+    x = img[m] - mean_img
     var = float(np.mean(x * x))
-    a = float(np.mean(x * (ref - ref.mean())) / var) if var > 0 else 0.0
-    return a * x + ref.mean()
+    a = float(np.mean(x * (ref[m] - mean_ref)) / var) if var > 0 else 0.0
+    return a * (img - mean_img) + mean_ref
 
 
 # The metrics take a keyword argument of the same name, which shadows the function inside them.
@@ -62,6 +69,7 @@ def peak_signal_noise_ratio(
     *,
     match_intensity: bool = True,
     data_range: float | None = None,
+    mask: np.ndarray | None = None,
 ) -> float:
     """PSNR in dB of ``image`` against ``reference``, after least-squares intensity matching.
 
@@ -72,6 +80,8 @@ def peak_signal_noise_ratio(
         Fit ``a * image + b`` to the reference first (see the module docstring).
     data_range : float, optional
         Peak-to-peak range of the reference (default: its max - min).
+    mask : (H, W) bool array, optional
+        Pixels to score (e.g. where the target has data); default all.
 
     Returns
     -------
@@ -79,12 +89,13 @@ def peak_signal_noise_ratio(
         ``10 log10(data_range**2 / MSE)``; ``inf`` for identical images.
     """
     ref, img = _pair(reference, image)
-    peak = _data_range(ref, data_range)
-    if np.array_equal(ref, img):
+    m = np.ones(ref.shape, bool) if mask is None else np.asarray(mask, bool)
+    peak = _data_range(ref[m], data_range)
+    if np.array_equal(ref[m], img[m]):
         return math.inf
     if match_intensity:
-        img = _affine_match(img, ref)
-    mse = float(np.mean((ref - img) ** 2))
+        img = _affine_match(img, ref, mask=m)
+    mse = float(np.mean((ref[m] - img[m]) ** 2))
     return 10.0 * math.log10(peak**2 / mse) if mse > 0 else math.inf
 
 
@@ -94,28 +105,38 @@ def structural_similarity(
     *,
     match_intensity: bool = True,
     data_range: float | None = None,
+    mask: np.ndarray | None = None,
 ) -> float:
     """Mean SSIM of ``image`` against ``reference``, after least-squares intensity matching.
 
     SSIM as defined by Wang et al., IEEE TIP 13, 600 (2004): Gaussian weighting with sigma 1.5,
-    K1 = 0.01, K2 = 0.03 (scikit-image's ``structural_similarity`` with those options).
+    K1 = 0.01, K2 = 0.03 (scikit-image's ``structural_similarity`` with those options). With a
+    ``mask`` the SSIM map is averaged over the masked pixels whose Gaussian window (radius
+    3.5 sigma) lies entirely inside the mask.
     """
+    from scipy import ndimage
     from skimage.metrics import structural_similarity as _ssim
 
     ref, img = _pair(reference, image)
-    peak = _data_range(ref, data_range)
+    m = np.ones(ref.shape, bool) if mask is None else np.asarray(mask, bool)
+    peak = _data_range(ref[m], data_range)
     if match_intensity:
-        img = _affine_match(img, ref)
-    return float(
-        _ssim(
-            ref,
-            img,
-            data_range=peak,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-        )
+        img = _affine_match(img, ref, mask=m)
+    mean_ssim, ssim_map = _ssim(
+        ref,
+        img,
+        data_range=peak,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        full=True,
     )
+    if mask is None:
+        return float(mean_ssim)
+    inner = ndimage.binary_erosion(m, iterations=int(np.ceil(3.5 * 1.5)), border_value=1)
+    if not inner.any():
+        raise ValueError("the mask leaves no pixel whose SSIM window lies inside it")
+    return float(ssim_map[inner].mean())
 
 
 def baseline_upsample(lr: np.ndarray, method: str, *, scale: int = 2) -> np.ndarray:

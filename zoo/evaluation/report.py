@@ -79,6 +79,7 @@ class EvaluationResult:
     spectra: dict[str, PowerSpectrum]
     frc: dict[str, FRCResult]
     images: dict[str, np.ndarray] = field(repr=False)
+    no_data_pixels: int = 0
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -98,6 +99,7 @@ class EvaluationResult:
             "frc_limit_nm": {row: self.frc[row].limit_nm for row in self.frc},
             "gaps": {row: stats.to_dict() for row, stats in self.gaps.stats.items()},
             "gaps_skipped": self.gaps.skipped,
+            "no_data_pixels": self.no_data_pixels,
         }
 
 
@@ -118,6 +120,26 @@ def _as_image(array, what: str) -> np.ndarray:
     if not np.all(np.isfinite(img)):
         raise UserError(f"the {what} image contains NaN or infinite values")
     return img
+
+
+def no_data_mask(target: np.ndarray, *, max_fraction: float = 0.2) -> np.ndarray:
+    """Pixels of ``target`` without data: exact zeros connected to the image border.
+
+    ``semzoo prepare`` marks the parts of the registered grid that the HR does not cover with 0.
+    A larger zero region than ``max_fraction`` of the image is taken to be real (clipped) image
+    content instead, and nothing is masked.
+    """
+    from scipy import ndimage
+
+    zero = np.asarray(target) == 0
+    if not zero.any():
+        return zero
+    labels, _ = ndimage.label(zero)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    missing = np.isin(labels, edge[edge > 0])
+    if missing.mean() > max_fraction:
+        return np.zeros_like(zero)
+    return missing
 
 
 def _gap_row(stats: GapStats) -> dict[str, float]:
@@ -200,9 +222,11 @@ def evaluate(
     rows["input"] = baseline_upsample(inp, "lanczos", scale=SCALE) if native else inp
     rows["output"] = out
     rows["target"] = tgt
+    missing = no_data_mask(tgt)
+    valid = None if not missing.any() else ~missing
     # One intensity scale for everything below: the target's (least-squares affine fit).
     matched = {
-        row: (img if row == "target" else match_intensity(img, tgt).astype(np.float32))
+        row: (img if row == "target" else match_intensity(img, tgt, mask=valid).astype(np.float32))
         for row, img in rows.items()
     }
 
@@ -220,8 +244,8 @@ def evaluate(
         if row == "target":
             table[row].update(psnr_db=math.nan, ssim=math.nan)
         else:
-            table[row]["psnr_db"] = peak_signal_noise_ratio(tgt, img, match_intensity=False)
-            table[row]["ssim"] = structural_similarity(tgt, img, match_intensity=False)
+            table[row]["psnr_db"] = peak_signal_noise_ratio(tgt, img, match_intensity=False, mask=valid)
+            table[row]["ssim"] = structural_similarity(tgt, img, match_intensity=False, mask=valid)
         tick()
 
     if truth is not None:
@@ -270,6 +294,7 @@ def evaluate(
         spectra=spectra,
         frc=frc,
         images=matched,
+        no_data_pixels=int(missing.sum()),
     )
 
 
@@ -445,7 +470,9 @@ def _markdown(results: Sequence[EvaluationResult], title: str) -> str:
         "",
         "- **PSNR / SSIM**: against the target, after mapping each image onto the target's "
         "intensities with a least-squares affine fit (gain and offset); SSIM with Gaussian "
-        "weights, sigma 1.5 (Wang et al. 2004).",
+        "weights, sigma 1.5 (Wang et al. 2004). Target pixels without data (zeros at the border "
+        "of a registered target) are left out"
+        + (f" ({sum(r.no_data_pixels for r in results)} pixels here)." if any(r.no_data_pixels for r in results) else "."),
         "- **Undetected gaps**: share of the gaps that an image does not show. Gap analysis as in "
         "de Haan et al. 2019 (Methods): along a 3-pixel-wide profile from particle centre to "
         "particle centre, a gap is detected if the lowest point between the particles is below "

@@ -1,0 +1,99 @@
+"""evaluate(): rows, grids, the no-data border, and write_report's files."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from zoo.errors import UserError
+from zoo.evaluation.report import aggregate_table, evaluate, no_data_mask, write_report
+
+from .conftest import PIXEL_NM, render
+
+
+@pytest.fixture
+def triple(scene, rng):
+    truth, shape = scene
+    target = render(truth["particles"], shape, sigma_px=0.7) + 0.02 * rng.normal(size=shape)
+    output = render(truth["particles"], shape, sigma_px=0.9) + 0.02 * rng.normal(size=shape)
+    blurred = render(truth["particles"], shape, sigma_px=2.0).astype(np.float32)
+    lr = cv2.resize(blurred, (shape[1] // 2, shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return lr + 0.02 * rng.normal(size=lr.shape), output, target, truth
+
+
+def test_rows_columns_and_the_lanczos_input(triple):
+    lr, output, target, truth = triple
+    result = evaluate(lr, output, target, pixel_size_nm=PIXEL_NM, truth=truth)
+    assert result.rows == ["nearest", "bicubic", "input", "output", "target"]
+    assert result.input_is_native
+    assert math.isnan(result.table["target"]["psnr_db"])
+    assert result.table["output"]["psnr_db"] > result.table["input"]["psnr_db"]
+    assert result.table["target"]["undetected_gaps_percent"] == 0
+    assert result.table["output"]["undetected_gaps_percent"] < result.table["input"]["undetected_gaps_percent"]
+    # The LR-derived rows carry the LR's own FRC, at the LR pixel size.
+    assert result.frc["input"] is result.frc["nearest"]
+    assert result.frc["input"].limit_nm == pytest.approx(2 * math.sqrt(2) * 2 * PIXEL_NM)
+    # An input already on the grid is the Lanczos baseline: same "input" row, no others.
+    from zoo.evaluation.quality import baseline_upsample
+
+    on_grid = evaluate(baseline_upsample(lr, "lanczos"), output, target, pixel_size_nm=PIXEL_NM, truth=truth)
+    assert on_grid.rows == ["input", "output", "target"]
+    assert on_grid.table["input"]["psnr_db"] == pytest.approx(result.table["input"]["psnr_db"], abs=1e-3)
+    assert on_grid.table["input"]["gap_size_error_nm"] == pytest.approx(result.table["input"]["gap_size_error_nm"])
+    json.dumps(result.to_dict())  # serialisable
+
+
+def test_grid_mismatches_are_user_errors(triple):
+    lr, output, target, truth = triple
+    with pytest.raises(UserError, match="same grid"):
+        evaluate(lr, output[:-2], target, pixel_size_nm=PIXEL_NM)
+    with pytest.raises(UserError, match="1/2"):
+        evaluate(lr[:-1], output, target, pixel_size_nm=PIXEL_NM)
+    with pytest.raises(UserError, match="native LR"):
+        evaluate(output, output, target, pixel_size_nm=PIXEL_NM, baselines=("bicubic",))
+    with pytest.raises(UserError, match="pixel size"):
+        evaluate(lr, output, target, pixel_size_nm=None)
+    with pytest.raises(UserError, match="unknown particle"):
+        evaluate(lr, output, target, pixel_size_nm=PIXEL_NM, truth={"gaps": [{"a": 1, "b": 999}], "particles": truth["particles"]})
+
+
+def test_no_data_border_is_left_out_of_psnr(triple):
+    lr, output, target, truth = triple
+    holed = target.copy()
+    holed[:, :6] = 0.0  # as semzoo prepare marks pixels the HR does not cover
+    mask = no_data_mask(holed)
+    assert mask[:, :6].all() and mask.sum() == 6 * holed.shape[0]
+    dotted = holed.copy()
+    dotted[100, 100] = 0.0  # an interior zero is data
+    np.testing.assert_array_equal(no_data_mask(dotted), mask)
+    whole = evaluate(lr, output, target, pixel_size_nm=PIXEL_NM, truth=truth)
+    with_hole = evaluate(lr, output, holed, pixel_size_nm=PIXEL_NM, truth=truth)
+    assert with_hole.no_data_pixels == mask.sum()
+    assert with_hole.table["output"]["psnr_db"] == pytest.approx(whole.table["output"]["psnr_db"], abs=0.5)
+    assert not no_data_mask(np.zeros((20, 20))).any()  # all zero: content, not a border
+
+
+def test_write_report_and_aggregate(triple, tmp_path):
+    lr, output, target, truth = triple
+    a = evaluate(lr, output, target, pixel_size_nm=PIXEL_NM, truth=truth, name="a")
+    b = evaluate(lr, target, target, pixel_size_nm=PIXEL_NM, truth=truth, name="b")
+    table = aggregate_table([a, b])
+    # Pooled gap counts: both pairs have the same gaps, so the pooled error is the mean.
+    assert table["output"]["gap_size_error_nm"] == pytest.approx(a.table["output"]["gap_size_error_nm"] / 2)
+    assert table["output"]["ssim"] == pytest.approx((a.table["output"]["ssim"] + b.table["output"]["ssim"]) / 2)
+    out = write_report([a, b], tmp_path / "rep")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["fig2_gap_profiles.png", "fig3_gap_sizes.png", "fig4_spectra.png", "report.md", "results.json"]
+    for png in out.glob("*.png"):
+        img = cv2.imread(str(png))
+        assert img is not None and img.shape[1] >= 1000 and img.std() > 10
+    with pytest.raises(UserError, match="not empty"):
+        write_report(a, out)
+    assert len(list(out.iterdir())) == 5
+    write_report(a, out, overwrite=True)
+    assert "## Per pair" not in (out / "report.md").read_text()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
