@@ -106,3 +106,14 @@ def test_pixel_size_ratio_must_be_two():
 def test_tiny_or_non_2d_images_are_user_errors():
     with pytest.raises(UserError, match="at least 16x16"):
         register_pair(np.zeros((8, 8)), np.zeros((8, 8)), 14.2, 7.1)
+
+
+def test_cross_validation_smooths_noise_but_keeps_a_local_deformation(rng):
+    from zoo.data.elastic import cross_validated_sigma
+
+    noise = rng.normal(0, 0.2, (12, 14, 2))
+    assert cross_validated_sigma(noise + 0.5) >= 5  # a constant shift plus noise: smooth hard
+    yy, xx = np.mgrid[0:12, 0:14]
+    bump = 2.0 * np.exp(-((xx - 7) ** 2 + (yy - 6) ** 2) / (2 * 1.5**2))
+    local = np.stack([bump, -bump], -1) + rng.normal(0, 0.02, (12, 14, 2))
+    assert cross_validated_sigma(local) <= 1.0  # a beam-damage-sized bump: keep it

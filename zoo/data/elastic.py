@@ -2,10 +2,15 @@
 
 Step 3 of the paper's registration (de Haan et al., Sci. Rep. 9, 12050, 2019, Methods): after
 the affine, the remaining non-rigid drift between the two scans is measured block by block with
-blocks shrinking level by level (e.g. 256 -> 128 -> 64 -> 32 px), and accumulated into a smooth
+blocks shrinking level by level (256 -> 128 -> 64 -> 32 px), and accumulated into a smooth
 displacement field. Each block's sub-pixel shift comes from OpenCV's windowed phase correlation;
 the estimate is iterated (warp, re-measure) so the centroid bias of the peak fit vanishes as the
 residual shift goes to zero.
+
+Small blocks on noisy SEM images measure noise as much as drift: smoothing them too little
+fits the noise (on the simulator, a fixed light smoothing made the 32-px level *worsen* the
+true residual from 0.06 to 0.2 px), too much misses local deformation (beam damage). So each
+level's smoothing is chosen by checkerboard cross-validation of the block shifts.
 """
 
 from __future__ import annotations
@@ -118,6 +123,48 @@ def _smooth_fill(shifts: np.ndarray, sigma: float = 1.0) -> np.ndarray | None:
     return filled
 
 
+SIGMA_CANDIDATES = (0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, np.inf)
+
+
+def _constant_fill(shifts: np.ndarray) -> np.ndarray | None:
+    finite = np.isfinite(shifts[..., 0])
+    if finite.sum() < 3:
+        return None
+    return np.broadcast_to(np.median(shifts[finite], axis=0), shifts.shape).astype(np.float32)
+
+
+def _fill(shifts: np.ndarray, sigma: float) -> np.ndarray | None:
+    return _constant_fill(shifts) if np.isinf(sigma) else _smooth_fill(shifts, sigma)
+
+
+def cross_validated_sigma(shifts: np.ndarray, candidates=SIGMA_CANDIDATES) -> float:
+    """The smoothing (grid cells) that best predicts held-out block shifts.
+
+    Blocks are split like a checkerboard; each half is smoothed and compared with the other
+    half's measurements. Non-overlapping blocks see independent noise, so this picks strong
+    smoothing when the block shifts are mostly measurement noise (a smooth drift) and little
+    when neighbouring blocks agree on a local deformation.
+    """
+    ny, nx, _ = shifts.shape
+    parity = (np.add.outer(np.arange(ny), np.arange(nx)) % 2).astype(bool)
+    finite = np.isfinite(shifts[..., 0])
+    best, best_err = np.inf, np.inf
+    for sigma in candidates:
+        err, count = 0.0, 0
+        for held in (parity, ~parity):
+            train = shifts.copy()
+            train[held] = np.nan
+            pred = _fill(train, sigma)
+            test = held & finite
+            if pred is None or not test.any():
+                continue
+            err += float(((pred[test] - shifts[test]) ** 2).sum())
+            count += int(test.sum())
+        if count and err / count < best_err:
+            best, best_err = sigma, err / count
+    return best
+
+
 def _dense(grid: BlockShifts, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Interpolate per-block values (ny, nx, 2) to every pixel (H, W, 2), cubic, edges held."""
     h, w = shape
@@ -136,7 +183,10 @@ def elastic_refine(ref: np.ndarray, moving: np.ndarray, map_x: np.ndarray, map_y
     """Refine registered->moving maps with the block-shift pyramid; returns new (map_x, map_y).
 
     ``ref`` and ``moving`` are the smoothed, normalised images; ``jacobian`` (2x2) turns a shift
-    on the registered grid into a shift in the moving image (the affine's linear part).
+    on the registered grid into a shift in the moving image (the affine's linear part). At each
+    level the block shifts are outlier-filtered, smoothed as much as cross-validation says the
+    data warrant (:func:`cross_validated_sigma`), interpolated to every pixel and added to the
+    maps; each level runs ``iterations`` times (warp, re-measure).
     """
     h, w = ref.shape
     mh, mw = moving.shape
@@ -148,8 +198,10 @@ def elastic_refine(ref: np.ndarray, moving: np.ndarray, map_x: np.ndarray, map_y
         for _ in range(iterations):
             warped = cv2.remap(moving, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             valid = (map_x >= 0) & (map_x <= mw - 1) & (map_y >= 0) & (map_y <= mh - 1)
-            grid = measure_block_shifts(ref, warped, valid, block=block, step=block // 2)
-            filled = _smooth_fill(_reject_outliers(grid.shifts))
+            # Non-overlapping blocks: independent noise, which the cross-validation relies on.
+            grid = measure_block_shifts(ref, warped, valid, block=block, step=block)
+            inliers = _reject_outliers(grid.shifts)
+            filled = _fill(inliers, cross_validated_sigma(inliers))
             if filled is None:
                 break
             d = _dense(grid, filled, (h, w))

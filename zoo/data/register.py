@@ -43,6 +43,10 @@ PIXEL_RATIO_TOLERANCE = 0.05
 # ECC runs on a pyramid; the finest level is half resolution because the elastic stage that
 # follows works at full resolution anyway.
 _ECC_LEVELS = (4, 2)
+# Block size (registered px) of the final shift measurement that estimates the residual: at
+# 128 px (the patch size) the measurement noise is small (on the simulator the estimate is within
+# ~0.03 px of the true median residual; 64-px blocks doubled it with noise).
+RESIDUAL_BLOCK = 128
 
 
 class RegistrationError(UserError):
@@ -387,7 +391,7 @@ def register_pair(
             f"pair {name}: correlation after registration is {corr_after:.2f} (before "
             f"{corr_before:.2f}), below the minimum {min_correlation:.2f}; wrong files, beam "
             "damage or too little overlap? (--min-correlation lowers the bar)")
-    shifts = measure_block_shifts(ref, warped, valid, block=64, step=64)
+    shifts = measure_block_shifts(ref, warped, valid, block=RESIDUAL_BLOCK, step=RESIDUAL_BLOCK)
     magnitudes = np.hypot(shifts[..., 0], shifts[..., 1])[np.isfinite(shifts[..., 0])]
     if magnitudes.size:
         residual, residual95 = float(np.median(magnitudes)), float(np.percentile(magnitudes, 95))
