@@ -180,6 +180,7 @@ class ServableManager:
         self._labels: dict[str, dict[str, int]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._empty: set[str] = set()  # models already reported as having no version on disk
 
     # -- life cycle -------------------------------------------------------------------------
     def set_source(self, source: Callable[[], list[ModelSource]]) -> None:
@@ -212,6 +213,10 @@ class ServableManager:
     def _poll_model(self, source: ModelSource) -> None:
         name = source.name
         on_disk = versions_on_disk(source.base_path)
+        if not on_disk and name not in self._empty:
+            # TF Serving logs this too; usually a wrong base_path (e.g. /models/... outside Docker)
+            log.warning("no versions of %s found under base path %s", name, source.base_path)
+        self._empty.discard(name) if on_disk else self._empty.add(name)
         aspired = source.aspired(on_disk)
         for version in sorted(aspired, reverse=True):  # newest first: it serves "latest" soonest
             if version in self._loaded.get(name, {}):
