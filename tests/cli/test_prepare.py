@@ -100,11 +100,21 @@ def test_prepare_refuses_to_replace_existing_output_without_overwrite(tmp_path, 
     (out / "keep.txt").write_text("mine")
     result = cli("prepare", raw, "--out", out, "--patch", 64)
     assert result.exit_code == 2 and "--overwrite" in result.output
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    # --overwrite replaces an earlier data set, never a folder that is not one.
     result = cli("prepare", raw, "--out", out, "--patch", 64, "--overwrite")
+    assert result.exit_code == 2 and "not a semzoo data set" in result.output
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    assert cli("prepare", raw, "--out", out, "--patch", 64, "--stride", 32).exit_code == 0
+    first = load_manifest(out)
+    (out / "extra.txt").write_text("old")
+    result = cli("prepare", raw, "--out", out, "--patch", 32, "--overwrite")
     assert result.exit_code == 0, result.output
-    assert not (out / "keep.txt").exists() and (out / "manifest.json").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "raw"]
+    assert load_manifest(out)["patch_size"] == 32 and first["patch_size"] == 64
+    assert not (out / "extra.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "raw"]  # no temp dirs left
+    result = cli("prepare", raw, "--out", raw, "--overwrite")
+    assert result.exit_code == 2 and "must not be the raw folder" in result.output
 
 
 def test_prepare_accepts_an_empty_output_directory(tmp_path, cli):

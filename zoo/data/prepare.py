@@ -67,12 +67,20 @@ def match_pairs(raw_dir: str | os.PathLike) -> tuple[list[tuple[str, Path, Path]
     return [(n, found["lr"][n], found["hr"][n]) for n in names], unmatched
 
 
-def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
+def _check_out_dir(out_dir: Path, raw: Path, overwrite: bool) -> None:
+    out_abs, raw_abs = out_dir.resolve(), raw.resolve()
+    if out_abs == raw_abs or out_abs in raw_abs.parents:
+        raise UserError(f"{out_dir}: the output must not be the raw folder or contain it")
     if out_dir.exists():
         if not out_dir.is_dir():
             raise UserError(f"{out_dir}: exists and is not a directory")
-        if any(out_dir.iterdir()) and not overwrite:
-            raise UserError(f"{out_dir}: already exists and is not empty; pass --overwrite to replace it")
+        if any(out_dir.iterdir()):
+            if not overwrite:
+                raise UserError(f"{out_dir}: already exists and is not empty; pass --overwrite to replace it")
+            if not (out_dir / P.MANIFEST_NAME).is_file():
+                # --overwrite replaces an earlier data set, never an arbitrary folder (a typo).
+                raise UserError(f"{out_dir}: not a semzoo data set (no {P.MANIFEST_NAME}); "
+                                "refusing to replace it even with --overwrite")
     if not out_dir.parent.is_dir():
         raise UserError(f"{out_dir.parent}: no such directory")
 
@@ -180,7 +188,7 @@ def prepare_dataset(
 
     raw, out_dir = Path(raw_dir), Path(out_dir)
     stride = P.check_patch_geometry(patch_size, stride)
-    _check_out_dir(out_dir, overwrite)
+    _check_out_dir(out_dir, raw, overwrite)
     pairs, unmatched = match_pairs(raw)
     if not pairs:
         raise UserError(f"{raw}: no image pairs (TIFFs with the same name in lr/ and hr/)")
