@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from zoo.evaluation.gaps import DETECTION_LEVEL, WIDTH_LEVEL, GapProfile
+from zoo.evaluation.gaps import DETECTION_LEVEL, PROFILE_EXTEND_PX, WIDTH_LEVEL, GapProfile
 from zoo.evaluation.plotting import BLACK, GREY, PALETTE, TEXT, TITLE, Figure
 from zoo.evaluation.spectra import FRC_THRESHOLD
 
@@ -99,7 +99,7 @@ def gap_profiles(results: Sequence, path: Path) -> None:
         crops = {row: res.images[row][y0 : y0 + size, x0 : x0 + size] for row in rows}
         lo, hi = np.percentile(crops["target"], [1, 99])
         gap = g.gaps[k]
-        planted = f", planted {gap['width_nm']:.1f} nm" if "width_nm" in gap and g is not None and res.gap_source == "truth" else ""
+        planted = f", true width {gap['width_nm']:.1f} nm" if "width_nm" in gap and res.gap_source == "truth" else ""
         fig.text(
             margin_l,
             top - 34,
@@ -121,12 +121,13 @@ def gap_profiles(results: Sequence, path: Path) -> None:
             )
         profiles: dict[str, GapProfile] = {row: g.profiles[row][k] for row in rows}
         spacing = g.sample_spacing_nm
+        start = -PROFILE_EXTEND_PX * res.pixel_size_nm  # profiles begin one pixel before centre A
         n = profiles["target"].profile.size
         all_vals = np.concatenate([p.profile for p in profiles.values()])
         span = float(all_vals.max() - all_vals.min()) or 1.0
         ax = fig.axes(
             (margin_l + 3 * (CROP_PX + gap_x) + 80, top, plot_w, CROP_PX),
-            xlim=(0.0, (n - 1) * spacing),
+            xlim=(start, start + (n - 1) * spacing),
             ylim=(float(all_vals.min() - 0.05 * span), float(all_vals.max() + 0.12 * span)),
             xlabel="distance from particle centre (nm)",
             ylabel="intensity (target scale)",
@@ -136,12 +137,12 @@ def gap_profiles(results: Sequence, path: Path) -> None:
         ax.hline(ref.background + DETECTION_LEVEL * ref.peak, color=GREY)
         for row in rows:
             p = profiles[row]
-            x = np.arange(p.profile.size) * spacing
+            x = start + np.arange(p.profile.size) * spacing
             label = f"{LABELS[row].split(' ')[0]}: " + (f"{p.width_nm:.1f} nm" if p.detected else "no gap")
             ax.line(x, p.profile, color=COLORS[row], label=label)
             if p.detected and p.crossings is not None:
                 level = p.background + WIDTH_LEVEL * p.peak
-                ax.markers(np.array(p.crossings) * spacing, [level, level], color=COLORS[row], size=4)
+                ax.markers(start + np.array(p.crossings) * spacing, [level, level], color=COLORS[row], size=4)
         ax.legend(loc="outside right")
     fig.save(path)
 
@@ -174,11 +175,13 @@ def gap_histograms(results: Sequence, path: Path) -> None:
         ylabel="number of gaps",
         title="gap-size error (gaps shown by both)",
     )
-    for row in ("input", "output"):
+    # Side by side in each bin (input left, output right): overlaid bars would blend colours.
+    for side, row in enumerate(("input", "output")):
         stats = pooled_gap_stats(results, row)
         err = stats.gap_size_error_nm
         label = f"{LABELS[row]}: n={stats.n_compared}, mean |err| " + (f"{err:.1f} nm" if math.isfinite(err) else "-")
-        ax.bars(edges[:-1], edges[1:], counts[row], color=COLORS[row], label=label)
+        left = edges[:-1] + side * bin_w / 2
+        ax.bars(left, left + bin_w / 2, counts[row], color=COLORS[row], alpha=0.85, label=label)
     ax.vline(0.0, color=BLACK, dashed=True)
     ax.legend(loc="below")
 
@@ -202,7 +205,7 @@ def gap_histograms(results: Sequence, path: Path) -> None:
     bx.bars(xs + 0.02, xs + 0.38, inv, color=PALETTE["vermillion"], alpha=0.85, label="invented gaps (% of touching)")
     for k in range(len(rows)):
         for dx, v in ((-0.2, undetected[k]), (0.2, invented[k])):
-            text = f"{v:.0f}" if math.isfinite(v) else "n/a"
+            text = ("n/a" if not math.isfinite(v) else f"{v:.1f}" if v < 10 else f"{v:.0f}")
             bx.annotate(xs[k] + dx, (v if math.isfinite(v) else 0) + ymax * 0.02, text, ha="center", size=TEXT - 0.05)
     bx.legend(loc="below")
     ref = pooled_gap_stats(results, "target")

@@ -37,6 +37,9 @@ DETECTION_LEVEL = 0.6
 # a local average of real pixels (no ringing from higher-order interpolation).
 PROFILE_STEP_PX = 0.5
 PROFILE_WIDTH_PX = 3
+# Profiles run one pixel past each particle centre: with blur and sub-pixel centres a small
+# particle's brightest point can lie just beyond its nominal centre.
+PROFILE_EXTEND_PX = 1.0
 
 
 @dataclass(frozen=True)
@@ -349,8 +352,9 @@ def analyse_gaps(
 ) -> GapAnalysis:
     """Measure every gap (and every touching pair) in every image, as in the paper's Fig. 3.
 
-    For each pair of particles the profile runs from particle centre to particle centre
-    (``profile_width`` parallel lines averaged, sampled every half pixel) and is judged by
+    For each pair of particles the profile runs from particle centre to particle centre, one
+    pixel further at both ends (``profile_width`` parallel lines averaged, sampled every half
+    pixel), and is judged by
     :func:`analyse_gap_profile` (de Haan et al. 2019, Methods, "Gap analysis").
 
     Parameters
@@ -394,7 +398,7 @@ def analyse_gaps(
         prepared[name] = _match(img, ref) if match_intensity and name != reference else img
     table = _particle_table(particles)
     h, w = ref.shape
-    margin = (profile_width - 1) / 2 + 1
+    margin = (profile_width - 1) / 2 + PROFILE_EXTEND_PX
 
     def inside(pt) -> bool:
         return margin <= pt[0] <= w - 1 - margin and margin <= pt[1] <= h - 1 - margin
@@ -410,8 +414,10 @@ def analyse_gaps(
             kept.append(dict(pair))
             lines.append((pa, pb))
             for name, img in prepared.items():
-                prof = line_profile(img, pa, pb, width=profile_width, step=PROFILE_STEP_PX)
-                split = fraction * (prof.size - 1)
+                prof = line_profile(
+                    img, pa, pb, width=profile_width, extend=PROFILE_EXTEND_PX, step=PROFILE_STEP_PX
+                )
+                split = (PROFILE_EXTEND_PX + fraction * d) / PROFILE_STEP_PX
                 profiles[name].append(
                     analyse_gap_profile(
                         prof,

@@ -56,7 +56,7 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 def format_tick(value: float) -> str:
     if value == 0:
         return "0"
-    if abs(value) >= 1e4 or abs(value) < 1e-3:
+    if abs(value) >= 1e6 or abs(value) < 1e-3:
         return f"{value:.0e}".replace("e-0", "e-").replace("e+0", "e")
     return f"{value:.6g}"
 

@@ -462,7 +462,7 @@ def _markdown(results: Sequence[EvaluationResult], title: str) -> str:
         f"{first.pixel_size_nm:g} nm/pixel; {now}.",
         f"Input: {'native LR, upsampled x2 with Lanczos (the network’s own first layer)' if first.input_is_native else 'already on the target grid (the Lanczos baseline)'}.",
         f"Gaps: {ref_stats.n_gaps} gaps and {ref_stats.n_touching} touching pairs, "
-        f"{'planted (truth.json)' if first.gap_source == 'truth' else 'found in the target'}.",
+        f"{'from truth.json' if first.gap_source == 'truth' else 'found in the target (no truth.json)'}.",
         "",
         "## Results" + (" (all pairs)" if len(results) > 1 else ""),
         "",
@@ -473,14 +473,18 @@ def _markdown(results: Sequence[EvaluationResult], title: str) -> str:
         "weights, sigma 1.5 (Wang et al. 2004). Target pixels without data (zeros at the border "
         "of a registered target) are left out"
         + (f" ({sum(r.no_data_pixels for r in results)} pixels here)." if any(r.no_data_pixels for r in results) else "."),
-        "- **Undetected gaps**: share of the gaps that an image does not show. Gap analysis as in "
-        "de Haan et al. 2019 (Methods): along a 3-pixel-wide profile from particle centre to "
-        "particle centre, a gap is detected if the lowest point between the particles is below "
-        "60% of the particles' peak (the lower of the two peaks), and its width is the distance "
-        "between the points where the intensity falls below 80% of that peak.",
+        "- **Undetected gaps**: share of the gaps shown by the target that an image does not "
+        "show, as the paper counted them (the target row: share of all "
+        + ("planted gaps the target itself does not show, i.e. gaps too narrow for the target's own resolution). " if first.gap_source == "truth" else "gaps found in the target, zero by construction). ")
+        + "Gap analysis as in de Haan et al. 2019 (Methods): along a 3-pixel-wide profile from "
+        "particle centre to particle centre (one pixel beyond each), a gap is detected if the "
+        "lowest point between the particles is below 60% of the particles' peak (the lower of "
+        "the two peaks), and its width is the distance between the points where the intensity "
+        "falls below 80% of that peak, interpolated between samples.",
         "- **Gap-size error**: mean |gap width - target's gap width| over the gaps both show.",
-        "- **Invented gaps**: share of touching particle pairs (no gap in the specimen) that an "
-        "image shows apart: structure a network made up.",
+        "- **Invented gaps**: share of touching particle pairs (no gap in the specimen; those the "
+        "target shows touching) that an image shows apart: structure that is not there"
+        + (" (the target row: touching pairs the target itself shows apart)." if first.gap_source == "truth" else "; without truth, 'touching' means near neighbours the target shows without a gap."),
         f"- **FRC resolution**: single-image Fourier ring correlation (checkerboard split, 1/7 "
         f"threshold; Koho et al., Nat. Commun. 10, 3103, 2019). The checkerboard sub-images "
         f"have sqrt(2) x the pixel size, so the finest measurable value is {limit:.1f} nm; '≤' "
