@@ -102,7 +102,8 @@ def write_overlay(path: Path, reg: Registration) -> None:
 def _registered_truth(truth: dict, grids: dict[str, tuple], registered_pixel_size_nm: float) -> dict:
     """truth.json on the registered grids: x_hr/y_hr become registered-grid coordinates
     (through the *true* HR->LR transform, so no registration error leaks into the truth),
-    x_lr/y_lr coordinates in the native LR crop; particles outside the grid are dropped."""
+    x_lr/y_lr coordinates in the native LR crop; particles outside the grid are dropped and
+    the rest renumbered (gaps and contacts follow)."""
     try:
         from zoo.data.simulate import hr_to_lr_coords
     except ImportError:  # pragma: no cover - the simulator ships with semzoo
@@ -126,21 +127,29 @@ def _registered_truth(truth: dict, grids: dict[str, tuple], registered_pixel_siz
         # Registered-grid pixel u sits at LR-crop coordinate (u + 0.5) / 2 - 0.5.
         u = SCALE * (x_lr - x0 + 0.5) - 0.5
         v = SCALE * (y_lr - y0 + 0.5) - 0.5
-        kept, ids = [], set()
+        # Ids are renumbered to positions in the kept list (as the simulator numbers them);
+        # "source_id" keeps the original.
+        kept, new_id = [], {}
         for p, ui, vi, xl, yl in zip(particles, np.atleast_1d(u), np.atleast_1d(v),
                                      np.atleast_1d(x_lr), np.atleast_1d(y_lr)):
             if 0 <= ui <= w - 1 and 0 <= vi <= h - 1:
-                kept.append({**p, "x_hr": round(float(ui), 3), "y_hr": round(float(vi), 3),
+                new_id[p["id"]] = len(kept)
+                kept.append({**p, "id": len(kept), "source_id": p["id"],
+                             "x_hr": round(float(ui), 3), "y_hr": round(float(vi), 3),
                              "x_lr": round(float(xl - x0), 3), "y_lr": round(float(yl - y0), 3)})
-                ids.add(p["id"])
+
+        def renumber(links):
+            return [{**g, "a": new_id[g["a"]], "b": new_id[g["b"]]} for g in links
+                    if g["a"] in new_id and g["b"] in new_id]
+
         out["pairs"][name] = {
             **{k: v for k, v in pair.items() if k not in ("particles", "gaps", "touching", "transform")},
             "source_transform": pair.get("transform"),
             "registered_grid": {"crop_origin_lr": [x0, y0], "width": w, "height": h,
                                 "lr_crop_coordinate": "(u + 0.5) / 2 - 0.5"},
             "particles": kept,
-            "gaps": [g for g in pair.get("gaps", []) if g["a"] in ids and g["b"] in ids],
-            "touching": [t for t in pair.get("touching", []) if t["a"] in ids and t["b"] in ids],
+            "gaps": renumber(pair.get("gaps", [])),
+            "touching": renumber(pair.get("touching", [])),
         }
     return out
 
