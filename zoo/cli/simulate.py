@@ -1,9 +1,54 @@
-"""`semzoo simulate` (not yet implemented: see the tracker)."""
+"""`semzoo simulate`: synthetic LR/HR SEM pairs with ground truth (zoo.data.simulate)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from zoo.cli.options import OverwriteOption, SeedOption, progress_bar
+
+
+def simulate(
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write lr/, hr/, truth.json and preview.png into.")],
+    sample: Annotated[
+        str, typer.Option("--sample", help="Sample type: gold-on-carbon (14.2 -> 7.1 nm) or hydrogel (56.8 -> 28.4 nm).")
+    ] = "gold-on-carbon",
+    pairs: Annotated[int, typer.Option("--pairs", help="Number of LR/HR pairs to simulate.")] = 1,
+    seed: SeedOption = 0,
+    size: Annotated[
+        str, typer.Option("--size", help="Width x height of both images in pixels (64 to 2048 each).")
+    ] = "924x780",
+    probe_fwhm: Annotated[
+        Optional[float], typer.Option("--probe-fwhm", help="Probe FWHM in nm (default: the sample type's).")
+    ] = None,
+    dose: Annotated[
+        Optional[float],
+        typer.Option("--dose", help="Primary electrons per pixel, the same for LR and HR (default: the sample type's)."),
+    ] = None,
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Simulate co-registered low/high-magnification SEM image pairs with known ground truth."""
+    from zoo.data.simulate import check_dataset_args, parse_size, simulate_dataset
+
+    width, height = parse_size(size)
+    args = dict(
+        pairs=pairs, seed=seed, size=(width, height), overwrite=overwrite, probe_fwhm_nm=probe_fwhm, electrons_per_pixel=dose
+    )
+    check_dataset_args(out, sample, **args)  # refuse bad input before the progress bar appears
+    with progress_bar(f"simulating {sample}", total=pairs) as update:
+        summary = simulate_dataset(out, sample, progress=update, **args)
+    per_pair = summary["seconds"] / summary["pairs"]
+    extra = f", {summary['gaps_in_hr_fields']} narrow gaps" if summary["gaps_in_hr_fields"] else ""
+    typer.echo(
+        f"wrote {summary['pairs']} {summary['sample']} pair(s) of {width}x{height} "
+        f"(LR {summary['lr_pixel_size_nm']:g} nm, HR {summary['hr_pixel_size_nm']:g} nm{extra}) to {out} "
+        f"in {summary['seconds']:.1f} s ({per_pair:.2f} s/pair); truth: {out / 'truth.json'}, "
+        f"preview: {out / 'preview.png'}"
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app (none yet)."""
+    """Add ``semzoo simulate`` to the root app."""
+    app.command("simulate")(simulate)
