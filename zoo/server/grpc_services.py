@@ -176,7 +176,10 @@ def run_predict(loaded: LoadedVersion, request, response, *, as_content: bool) -
             )
     try:
         outputs = function(**feeds)
-    except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
+    except tf.errors.OpError as exc:  # TensorFlow's error codes are gRPC's, number for number
+        code = next((c for c in grpc.StatusCode if c.value[0] == exc.error_code), grpc.StatusCode.UNKNOWN)
+        raise ServingError(code, str(exc.message).strip().splitlines()[0]) from None
+    except (ValueError, TypeError) as exc:
         raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, str(exc).strip().splitlines()[0]) from None
     for alias in aliases:
         response.outputs[alias].CopyFrom(to_tensor_proto(outputs[alias].numpy(), as_content=as_content))
