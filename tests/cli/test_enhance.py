@@ -136,3 +136,25 @@ def test_bad_paths_are_clear_errors(cli, cli_zoo, tmp_path):
     assert result.exit_code == 2 and "input itself" in result.output
     result = cli("enhance", tmp_path / "in.tif", "-o", tmp_path / "o.tif", "--zoo", tmp_path / "nozoo")
     assert result.exit_code == 2 and "no models" in result.output
+
+
+def test_enhance_through_a_server_never_imports_tensorflow(cli_zoo, tmp_path):
+    """A client machine needs numpy, grpcio and the protos, not TensorFlow or Keras."""
+    import subprocess
+    import sys
+
+    from zoo.data.sem_tiff import read_sem
+    from zoo.server.server import EmbeddedServer
+
+    sem_file(tmp_path / "in.tif")
+    code = (
+        "import sys\nfrom zoo.cli.main import app\n"
+        "try:\n    app(sys.argv[1:], prog_name='semzoo')\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "print('exit', code, 'tf', 'tensorflow' in sys.modules, 'keras', 'keras' in sys.modules)\n"
+    )
+    with EmbeddedServer(cli_zoo, port=0, poll_seconds=0) as srv:
+        args = ["enhance", str(tmp_path / "in.tif"), "-o", str(tmp_path / "out.tif"), "--server", srv.target,
+                "--model", "tiny@stable"]
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "exit 0 tf False keras False", done.stdout + done.stderr
+    assert read_sem(tmp_path / "out.tif").image.shape == (80, 104)
