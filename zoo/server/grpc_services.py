@@ -260,13 +260,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
             if not request.HasField("model_spec"):
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
             name = request.model_spec.name
-            version, label = _spec_version(request.model_spec)
-            if label is not None:
-                version = self.manager.labels(name).get(label)
-                if version is None:
-                    raise ServingError(
-                        grpc.StatusCode.INVALID_ARGUMENT, f"Unrecognized servable version label: {label}"
-                    )
+            # As get_model_status_impl.cc: only an explicit version narrows the answer; a
+            # version_label is ignored (all versions are listed).
+            version, _label = _spec_version(request.model_spec)
             response = get_model_status_pb2.GetModelStatusResponse()
             for number, status in self.manager.status(name, version):
                 entry = response.model_version_status.add(version=number, state=status.state)
