@@ -7,14 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from zoo.evaluation.gaps import (
-    analyse_gap_profile,
-    analyse_gaps,
-    find_gaps,
-    find_particles,
-    line_profile,
-    measure_gap,
-)
+from zoo.evaluation.gaps import analyse_gap_profile, analyse_gaps, line_profile, measure_gap
+from zoo.evaluation.particles import find_gaps, find_particles
 
 from .conftest import PIXEL_NM, render
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from zoo.errors import UserError
-from zoo.evaluation.report import aggregate_table, evaluate, no_data_mask, write_report
+from zoo.evaluation.report import evaluate, no_data_mask, write_report
+from zoo.evaluation.tables import aggregate_table
 
 from .conftest import PIXEL_NM, render
 

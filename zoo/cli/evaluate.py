@@ -111,7 +111,8 @@ def evaluate(
     from rich.console import Console
 
     from zoo.data.sem_tiff import read_sem, require_pixel_size
-    from zoo.evaluation.report import aggregate_table, evaluate as run_evaluation, results_json, write_report
+    from zoo.evaluation.report import evaluate as run_evaluation, write_report
+    from zoo.evaluation.tables import aggregate_table, results_json
 
     pairs = match_files(input, output, target)
     if report.exists() and not report.is_dir():
@@ -164,7 +165,7 @@ def _print_table(table: dict, results: list, report: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from zoo.evaluation.report import COLUMNS, ROW_LABELS, format_value, frc_at_limit, pooled_gap_stats
+    from zoo.evaluation.tables import COLUMNS, ROW_LABELS, format_value, frc_at_limit, pooled_gap_stats
 
     ref = pooled_gap_stats(results, "target")
     title = (

@@ -154,7 +154,7 @@ def gap_profiles(results: Sequence, path: Path) -> None:
 
 def gap_histograms(results: Sequence, path: Path) -> None:
     """Fig. 3: histograms of gap-size errors (input vs output) and detection shares per row."""
-    from zoo.evaluation.report import pooled_gap_stats
+    from zoo.evaluation.tables import pooled_gap_stats
 
     fig = Figure(1300, 680)
     fig.text(650, 34, "Gap sizes against the target (de Haan et al. 2019, Fig. 3)", size=TITLE + 0.1, ha="center", thickness=2)

@@ -28,7 +28,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from zoo.errors import UserError
-from zoo.evaluation.gaps import GapAnalysis, GapStats, analyse_gaps, find_gaps
+from zoo.evaluation.gaps import GapAnalysis, analyse_gaps
+from zoo.evaluation.particles import find_gaps
 from zoo.evaluation.quality import (
     baseline_upsample,
     match_intensity,
@@ -36,24 +37,20 @@ from zoo.evaluation.quality import (
     structural_similarity,
 )
 from zoo.evaluation.spectra import FRCResult, PowerSpectrum, frc_resolution, radial_power_spectrum
+from zoo.evaluation.tables import (
+    COLUMNS,
+    ROW_LABELS,
+    ROW_ORDER,
+    aggregate_table,
+    format_value,
+    gap_row,
+    json_table,
+    markdown_table,
+    pooled_gap_stats,
+    results_json,
+)
 
 SCALE = 2
-ROW_ORDER = ("nearest", "bicubic", "input", "output", "target")
-ROW_LABELS = {
-    "nearest": "nearest x2",
-    "bicubic": "bicubic x2",
-    "input": "input (Lanczos x2)",
-    "output": "output",
-    "target": "target",
-}
-COLUMNS = {
-    "psnr_db": "PSNR (dB)",
-    "ssim": "SSIM",
-    "undetected_gaps_percent": "undetected gaps (%)",
-    "gap_size_error_nm": "gap-size error (nm)",
-    "invented_gaps_percent": "invented gaps (%)",
-    "frc_resolution_nm": "FRC resolution (nm)",
-}
 FIGURES = {
     "gap_profiles": "fig2_gap_profiles.png",
     "gap_histograms": "fig3_gap_sizes.png",
@@ -94,20 +91,13 @@ class EvaluationResult:
             "input_is_native_lr": self.input_is_native,
             "gap_source": self.gap_source,
             "sources": self.sources,
-            "table": _json_table(self.table),
+            "table": json_table(self.table),
             "frc_at_limit": {row: self.frc[row].at_limit for row in self.frc},
             "frc_limit_nm": {row: self.frc[row].limit_nm for row in self.frc},
             "gaps": {row: stats.to_dict() for row, stats in self.gaps.stats.items()},
             "gaps_skipped": self.gaps.skipped,
             "no_data_pixels": self.no_data_pixels,
         }
-
-
-def _json_table(table: Mapping[str, Mapping[str, float]]) -> dict:
-    return {
-        row: {col: (None if v is None or not math.isfinite(v) else round(float(v), 4)) for col, v in cols.items()}
-        for row, cols in table.items()
-    }
 
 
 def _as_image(array, what: str) -> np.ndarray:
@@ -140,14 +130,6 @@ def no_data_mask(target: np.ndarray, *, max_fraction: float = 0.2) -> np.ndarray
     if missing.mean() > max_fraction:
         return np.zeros_like(zero)
     return missing
-
-
-def _gap_row(stats: GapStats) -> dict[str, float]:
-    return {
-        "undetected_gaps_percent": 100 * stats.undetected_gap_fraction,
-        "gap_size_error_nm": stats.gap_size_error_nm,
-        "invented_gaps_percent": 100 * stats.invented_gap_fraction,
-    }
 
 
 def evaluate(
@@ -268,7 +250,7 @@ def evaluate(
         raise UserError(f"truth for {name}: {exc}") from None
     tick()
     for row in rows:
-        table[row].update(_gap_row(gaps.stats[row]))
+        table[row].update(gap_row(gaps.stats[row]))
 
     spectra, frc = {}, {}
     # Interpolation copies each LR pixel into its neighbours, so the checkerboard halves of an
@@ -296,102 +278,6 @@ def evaluate(
         images=matched,
         no_data_pixels=int(missing.sum()),
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Several pairs
-# --------------------------------------------------------------------------------------------
-
-
-def aggregate_table(results: Sequence[EvaluationResult]) -> dict[str, dict[str, float]]:
-    """One table over several pairs.
-
-    Gap columns pool the gaps of all pairs (undetected and invented fractions are counts over
-    counts, the size error is averaged over all compared gaps); PSNR, SSIM and FRC resolution are
-    means over the pairs. A row appears if every pair has it.
-    """
-    if not results:
-        raise ValueError("no results to aggregate")
-    rows = [r for r in ROW_ORDER if all(r in res.table for res in results)]
-    table = {}
-    for row in rows:
-        pooled = pooled_gap_stats(results, row)
-        means = {
-            col: _nanmean([res.table[row][col] for res in results])
-            for col in ("psnr_db", "ssim", "frc_resolution_nm")
-        }
-        merged = {**means, **_gap_row(pooled)}
-        table[row] = {col: merged[col] for col in COLUMNS}
-    return table
-
-
-def pooled_gap_stats(results: Sequence[EvaluationResult], row: str) -> GapStats:
-    """The gap statistics of ``row`` over all pairs' gaps together."""
-    stats = [res.gaps.stats[row] for res in results if row in res.gaps.stats]
-    return GapStats(
-        n_gaps=sum(s.n_gaps for s in stats),
-        n_undetected=sum(s.n_undetected for s in stats),
-        n_compared=sum(s.n_compared for s in stats),
-        gap_size_error_nm=_weighted([(s.gap_size_error_nm, s.n_compared) for s in stats]),
-        n_touching=sum(s.n_touching for s in stats),
-        n_invented=sum(s.n_invented for s in stats),
-    )
-
-
-def _weighted(pairs: Sequence[tuple[float, int]]) -> float:
-    total = sum(n for v, n in pairs if n and math.isfinite(v))
-    if not total:
-        return math.nan
-    return sum(v * n for v, n in pairs if n and math.isfinite(v)) / total
-
-
-def _nanmean(values: Sequence[float]) -> float:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(finite)) if finite else math.nan
-
-
-def format_value(column: str, value: float, *, at_limit: bool = False) -> str:
-    """A table cell: NaN -> an em dash; FRC at its limit -> '<= limit'."""
-    if value is None or not math.isfinite(value):
-        return "—"
-    text = {
-        "psnr_db": f"{value:.2f}",
-        "ssim": f"{value:.4f}",
-        "undetected_gaps_percent": f"{value:.1f}",
-        "gap_size_error_nm": f"{value:.2f}",
-        "invented_gaps_percent": f"{value:.1f}",
-        "frc_resolution_nm": f"{value:.1f}",
-    }[column]
-    return f"≤ {text}" if at_limit else text
-
-
-def frc_at_limit(results: Sequence[EvaluationResult], row: str) -> bool:
-    """True when every pair's FRC for ``row`` stayed above threshold up to the method's limit."""
-    flags = [res.frc[row].at_limit for res in results if row in res.frc]
-    return bool(flags) and all(flags)
-
-
-def markdown_table(table: Mapping[str, Mapping[str, float]], results: Sequence[EvaluationResult]) -> str:
-    header = "| | " + " | ".join(COLUMNS.values()) + " |"
-    rule = "|---|" + "---:|" * len(COLUMNS)
-    lines = [header, rule]
-    for row, cols in table.items():
-        cells = [
-            format_value(col, cols[col], at_limit=(col == "frc_resolution_nm" and frc_at_limit(results, row)))
-            for col in COLUMNS
-        ]
-        lines.append(f"| {ROW_LABELS.get(row, row)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def results_json(results: Sequence[EvaluationResult]) -> dict:
-    """The numbers of a report: the aggregate table and every pair's own (NaN -> null)."""
-    return {
-        "pairs": len(results),
-        "aggregate": _json_table(aggregate_table(results)),
-        "gaps": {row: pooled_gap_stats(results, row).to_dict() for row in aggregate_table(results)},
-        "per_pair": [res.to_dict() for res in results],
-    }
 
 
 # --------------------------------------------------------------------------------------------

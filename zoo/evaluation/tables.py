@@ -1,0 +1,142 @@
+"""Tables of evaluation results: the rows and columns, pooling over pairs, formatting.
+
+The columns are the paper's comparison (de Haan et al. 2019, Sci. Rep. 9, 12050: PSNR/SSIM, %
+undetected gaps and gap-size error of Fig. 3) plus invented gaps and single-image FRC resolution.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import numpy as np
+
+from zoo.evaluation.gaps import GapStats
+
+if TYPE_CHECKING:
+    from zoo.evaluation.report import EvaluationResult
+
+ROW_ORDER = ("nearest", "bicubic", "input", "output", "target")
+ROW_LABELS = {
+    "nearest": "nearest x2",
+    "bicubic": "bicubic x2",
+    "input": "input (Lanczos x2)",
+    "output": "output",
+    "target": "target",
+}
+COLUMNS = {
+    "psnr_db": "PSNR (dB)",
+    "ssim": "SSIM",
+    "undetected_gaps_percent": "undetected gaps (%)",
+    "gap_size_error_nm": "gap-size error (nm)",
+    "invented_gaps_percent": "invented gaps (%)",
+    "frc_resolution_nm": "FRC resolution (nm)",
+}
+
+
+def json_table(table: Mapping[str, Mapping[str, float]]) -> dict:
+    """The table with NaN as null and numbers rounded to 4 decimals, for JSON."""
+    return {
+        row: {col: (None if v is None or not math.isfinite(v) else round(float(v), 4)) for col, v in cols.items()}
+        for row, cols in table.items()
+    }
+
+
+def gap_row(stats: GapStats) -> dict[str, float]:
+    """The gap columns of one row."""
+    return {
+        "undetected_gaps_percent": 100 * stats.undetected_gap_fraction,
+        "gap_size_error_nm": stats.gap_size_error_nm,
+        "invented_gaps_percent": 100 * stats.invented_gap_fraction,
+    }
+
+
+def aggregate_table(results: Sequence[EvaluationResult]) -> dict[str, dict[str, float]]:
+    """One table over several pairs.
+
+    Gap columns pool the gaps of all pairs (undetected and invented fractions are counts over
+    counts, the size error is averaged over all compared gaps); PSNR, SSIM and FRC resolution are
+    means over the pairs. A row appears if every pair has it.
+    """
+    if not results:
+        raise ValueError("no results to aggregate")
+    rows = [r for r in ROW_ORDER if all(r in res.table for res in results)]
+    table = {}
+    for row in rows:
+        pooled = pooled_gap_stats(results, row)
+        means = {
+            col: _nanmean([res.table[row][col] for res in results])
+            for col in ("psnr_db", "ssim", "frc_resolution_nm")
+        }
+        merged = {**means, **gap_row(pooled)}
+        table[row] = {col: merged[col] for col in COLUMNS}
+    return table
+
+
+def pooled_gap_stats(results: Sequence[EvaluationResult], row: str) -> GapStats:
+    """The gap statistics of ``row`` over all pairs' gaps together."""
+    stats = [res.gaps.stats[row] for res in results if row in res.gaps.stats]
+    return GapStats(
+        n_gaps=sum(s.n_gaps for s in stats),
+        n_undetected=sum(s.n_undetected for s in stats),
+        n_compared=sum(s.n_compared for s in stats),
+        gap_size_error_nm=_weighted([(s.gap_size_error_nm, s.n_compared) for s in stats]),
+        n_touching=sum(s.n_touching for s in stats),
+        n_invented=sum(s.n_invented for s in stats),
+    )
+
+
+def _weighted(pairs: Sequence[tuple[float, int]]) -> float:
+    total = sum(n for v, n in pairs if n and math.isfinite(v))
+    if not total:
+        return math.nan
+    return sum(v * n for v, n in pairs if n and math.isfinite(v)) / total
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def format_value(column: str, value: float, *, at_limit: bool = False) -> str:
+    """A table cell: NaN -> an em dash; FRC at its limit -> '<= limit'."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    text = {
+        "psnr_db": f"{value:.2f}",
+        "ssim": f"{value:.4f}",
+        "undetected_gaps_percent": f"{value:.1f}",
+        "gap_size_error_nm": f"{value:.2f}",
+        "invented_gaps_percent": f"{value:.1f}",
+        "frc_resolution_nm": f"{value:.1f}",
+    }[column]
+    return f"≤ {text}" if at_limit else text
+
+
+def frc_at_limit(results: Sequence[EvaluationResult], row: str) -> bool:
+    """True when every pair's FRC for ``row`` stayed above threshold up to the method's limit."""
+    flags = [res.frc[row].at_limit for res in results if row in res.frc]
+    return bool(flags) and all(flags)
+
+
+def markdown_table(table: Mapping[str, Mapping[str, float]], results: Sequence[EvaluationResult]) -> str:
+    header = "| | " + " | ".join(COLUMNS.values()) + " |"
+    rule = "|---|" + "---:|" * len(COLUMNS)
+    lines = [header, rule]
+    for row, cols in table.items():
+        cells = [
+            format_value(col, cols[col], at_limit=(col == "frc_resolution_nm" and frc_at_limit(results, row)))
+            for col in COLUMNS
+        ]
+        lines.append(f"| {ROW_LABELS.get(row, row)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def results_json(results: Sequence[EvaluationResult]) -> dict:
+    """The numbers of a report: the aggregate table and every pair's own (NaN -> null)."""
+    return {
+        "pairs": len(results),
+        "aggregate": json_table(aggregate_table(results)),
+        "gaps": {row: pooled_gap_stats(results, row).to_dict() for row in aggregate_table(results)},
+        "per_pair": [res.to_dict() for res in results],
+    }
