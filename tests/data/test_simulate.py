@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from zoo.data import acquisition, gold_on_carbon, specimens
 from zoo.data import simulate as sim
-from zoo.data import specimens
 from zoo.errors import UserError
 
 SMALL = (128, 96)
@@ -150,7 +150,7 @@ def test_point_sampling_aliases_a_fine_grating():
     x = np.arange(grid.width) * g
     grating = (1.0 + np.cos(2 * np.pi * x / 17.75)).astype(np.float32)
     layer = specimens.YieldLayer(np.tile(grating, (grid.height, 1)), grid)
-    blurred = sim.probe_blur(layer, 3.0)
+    blurred = acquisition.probe_blur(layer, 3.0)
     px = np.arange(400) * 14.2 + 100.0
     lr = specimens.sample_layers([blurred], px, np.full_like(px, 7.0))
     spectrum = np.abs(np.fft.rfft(lr - lr.mean())) / (lr.size / 2)
@@ -184,7 +184,7 @@ def test_shot_noise_is_poisson_and_scales_with_dose():
     excess = 1.0 + 1.0 / spec.detector_gain_shape
     rel = {}
     for dose in (50.0, 800.0):
-        counts = sim.detect(np.random.default_rng(0), signal, dose, spec)
+        counts = acquisition.detect(np.random.default_rng(0), signal, dose, spec)
         mean = 0.4 * dose
         assert counts.mean() == pytest.approx(mean, rel=0.02)
         assert counts.var() == pytest.approx(mean * excess + spec.read_noise**2, rel=0.05)
@@ -213,16 +213,16 @@ def test_images_carry_poisson_noise_for_their_dose():
         assert value == pytest.approx(1.0, abs=0.08)
 
 
-def _sub_specimen(spec: specimens.GoldOnCarbon, keep: np.ndarray) -> specimens.GoldOnCarbon:
+def _sub_specimen(spec: gold_on_carbon.GoldOnCarbon, keep: np.ndarray) -> gold_on_carbon.GoldOnCarbon:
     empty = np.empty((0, 2), dtype=np.int64)
-    return specimens.GoldOnCarbon(
+    return gold_on_carbon.GoldOnCarbon(
         spec.x_nm[keep], spec.y_nm[keep], spec.radius_nm[keep], empty, empty, np.empty(0), np.empty(0, bool), spec.params
     )
 
 
 def test_planted_gap_widths_agree_with_the_rendered_specimen():
     rng = np.random.default_rng(4)
-    spec = specimens.make_gold_on_carbon(rng, (0.0, 2500.0, 0.0, 2500.0))
+    spec = gold_on_carbon.make_gold_on_carbon(rng, (0.0, 2500.0, 0.0, 2500.0))
     assert spec.gap_planted.sum() >= 8
     p = spec.params
     assert np.all((spec.gap_width_nm >= p.min_gap_nm) & (spec.gap_width_nm <= p.record_gap_max_nm))
@@ -240,7 +240,7 @@ def test_planted_gap_widths_agree_with_the_rendered_specimen():
         # the profile crosses half-way between the carbon in the gap and that side's bright rim.
         for g, tol in ((0.25, 0.4), (7.1 / 4, 7.1 / 4)):
             grid = specimens.Grid.covering(mid[0] - 40, mid[0] + 40, mid[1] - 40, mid[1] + 40, g)
-            layers = specimens.render_gold_on_carbon(_sub_specimen(spec, near), grid, np.random.default_rng(0))
+            layers = gold_on_carbon.render_gold_on_carbon(_sub_specimen(spec, near), grid, np.random.default_rng(0))
             s = np.arange(-(width / 2 + 8), width / 2 + 8, 0.02)
             profile = specimens.sample_layers(layers[:2], mid[0] + s * u[0], mid[1] + s * u[1])
             centre = s.size // 2
@@ -258,7 +258,7 @@ def test_planted_gap_widths_agree_with_the_rendered_specimen():
 
 
 def test_touching_pairs_show_no_carbon_between_them():
-    spec = specimens.make_gold_on_carbon(np.random.default_rng(7), (0.0, 2500.0, 0.0, 2500.0))
+    spec = gold_on_carbon.make_gold_on_carbon(np.random.default_rng(7), (0.0, 2500.0, 0.0, 2500.0))
     assert len(spec.touching) >= 3
     for a, b in spec.touching[:5]:
         d = math.hypot(spec.x_nm[b] - spec.x_nm[a], spec.y_nm[b] - spec.y_nm[a])
@@ -269,12 +269,12 @@ def test_touching_pairs_show_no_carbon_between_them():
         cy = spec.y_nm[a] + t * (spec.y_nm[b] - spec.y_nm[a])
         grid = specimens.Grid.covering(cx - 20, cx + 20, cy - 20, cy + 20, 7.1 / 4)
         near = np.hypot(spec.x_nm - cx, spec.y_nm - cy) < spec.radius_nm + 30
-        layers = specimens.render_gold_on_carbon(_sub_specimen(spec, near), grid, np.random.default_rng(0))
+        layers = gold_on_carbon.render_gold_on_carbon(_sub_specimen(spec, near), grid, np.random.default_rng(0))
         assert specimens.sample_layers(layers[:2], np.array([cx]), np.array([cy]))[0] > 0.7
 
 
 def test_no_unplanted_neighbours_closer_than_the_minimum_gap():
-    spec = specimens.make_gold_on_carbon(np.random.default_rng(8), (0.0, 3000.0, 0.0, 3000.0))
+    spec = gold_on_carbon.make_gold_on_carbon(np.random.default_rng(8), (0.0, 3000.0, 0.0, 3000.0))
     xy = np.column_stack([spec.x_nm, spec.y_nm])
     d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
     gap = d - spec.radius_nm[:, None] - spec.radius_nm[None, :]
@@ -306,8 +306,8 @@ def test_hydrogel_beam_damage_deforms_only_between_the_acquisitions():
     # The HR differs exactly where the material moved.
     hr_scan = damaged.transform["hr"]
     yy, xx = np.mgrid[0 : size[1], 0 : size[0]].astype(float)
-    sx, sy = sim.scan_to_specimen(hr_scan, xx, yy)
-    dx, dy = sim._deformation(blobs, sx, sy)
+    sx, sy = acquisition.scan_to_specimen(hr_scan, xx, yy)
+    dx, dy = acquisition.deformation(blobs, sx, sy)
     moved = np.hypot(dx, dy)
     diff = np.abs(damaged.hr - intact.hr)
     still = moved < 1e-3

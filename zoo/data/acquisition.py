@@ -1,0 +1,264 @@
+"""How an SEM acquires an image: scan geometry, the true LR/HR mapping, and detection.
+
+Used by :mod:`zoo.data.simulate` (see its docstring for the whole imaging model). A *scan* is
+a JSON-able dict describing one acquisition: pixel (x, y) sees the specimen point (nm)
+
+    centre + pixel_size * R(rotation) * ((x, y) - (size - 1) / 2) + drift(x, y)
+
+with ``drift = drift_velocity * t + sum_k (ax, ay)_k sin(2 pi (fx_k x / W + fy_k y / H) + phase_k)``
+and ``t = (y + x / W) / H`` the fraction of the frame time at which the pixel is visited: a
+slow, smooth, non-rigid drift. Per-line jitter is added to x when sampling, but is not part of
+the mapping. A pair's ``transform`` holds its two scans and the beam-damage deformation of the
+material between them; :func:`hr_to_lr_coords` evaluates it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Sequence
+
+import cv2
+import numpy as np
+
+from zoo.data import specimens
+
+if TYPE_CHECKING:  # the sample types live in zoo.data.simulate, which imports this module
+    from zoo.data.simulate import SampleSpec
+
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
+
+# ----------------------------------------------------------------------------------------------
+# Scan geometry and the true mapping
+# ----------------------------------------------------------------------------------------------
+
+
+def drift(scan: dict, x, y):
+    """The slow drift (nm) of a scan at pixel (x, y): linear in the time the pixel is visited,
+    plus smooth non-rigid terms."""
+    width, height = scan["size"]
+    t = (y + x / width) / height  # fraction of the frame time
+    vx, vy = scan["drift_velocity_nm"]
+    dx = vx * t
+    dy = vy * t
+    for ax, ay, fx, fy, phase in scan["drift_terms"]:
+        s = np.sin(2.0 * np.pi * (fx * x / width + fy * y / height) + phase)
+        dx = dx + ax * s
+        dy = dy + ay * s
+    return dx, dy
+
+
+def scan_to_specimen(scan: dict, x, y):
+    """Pixel coordinates of one acquisition -> specimen coordinates (nm) the beam was at."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    width, height = scan["size"]
+    p = scan["pixel_size_nm"]
+    th = math.radians(scan["rotation_deg"])
+    c, s = math.cos(th), math.sin(th)
+    u = x - (width - 1) / 2.0
+    v = y - (height - 1) / 2.0
+    dx, dy = drift(scan, x, y)
+    cx, cy = scan["centre_nm"]
+    return cx + p * (c * u - s * v) + dx, cy + p * (s * u + c * v) + dy
+
+
+def specimen_to_scan(scan: dict, sx, sy, iterations: int = 8):
+    """Inverse of :func:`scan_to_specimen` (fixed-point iteration; the drift is smooth and
+    small, so it converges to rounding error in a few steps)."""
+    sx = np.asarray(sx, dtype=np.float64)
+    sy = np.asarray(sy, dtype=np.float64)
+    width, height = scan["size"]
+    p = scan["pixel_size_nm"]
+    th = math.radians(scan["rotation_deg"])
+    c, s = math.cos(th), math.sin(th)
+    cx, cy = scan["centre_nm"]
+    x = np.zeros_like(sx)
+    y = np.zeros_like(sy)
+    dx = dy = 0.0
+    for _ in range(iterations):
+        ax, ay = sx - cx - dx, sy - cy - dy
+        x = (c * ax + s * ay) / p + (width - 1) / 2.0
+        y = (-s * ax + c * ay) / p + (height - 1) / 2.0
+        dx, dy = drift(scan, x, y)
+    return x, y
+
+
+def deformation(blobs: Sequence[dict], mx, my):
+    """Beam-damage displacement (nm) of the material at (mx, my) between the LR and the HR
+    acquisition: Gaussian blobs, each a shift plus a local contraction towards its centre."""
+    dx = np.zeros_like(mx)
+    dy = np.zeros_like(my)
+    for b in blobs:
+        rx, ry = mx - b["x_nm"], my - b["y_nm"]
+        w = np.exp(-(rx * rx + ry * ry) / (2.0 * b["sigma_nm"] ** 2))
+        dx = dx + w * (b["dx_nm"] - b["contraction"] * rx)
+        dy = dy + w * (b["dy_nm"] - b["contraction"] * ry)
+    return dx, dy
+
+
+def undeform(blobs: Sequence[dict], sx, sy, iterations: int = 8):
+    """Where the material now at (sx, sy) was during the LR acquisition."""
+    if not blobs:
+        return sx, sy
+    mx, my = sx, sy
+    for _ in range(iterations):
+        dx, dy = deformation(blobs, mx, my)
+        mx, my = sx - dx, sy - dy
+    return mx, my
+
+
+def hr_to_lr_coords(transform: dict, x_hr, y_hr):
+    """The true mapping of a pair: HR pixel coordinates -> LR pixel coordinates of the same
+    material point (pixel centres at integer coordinates; arrays broadcast).
+
+    It composes the HR scan (scale, rotation, shift, drift), the beam-damage deformation
+    between the acquisitions (hydrogel) and the inverse LR scan. Per-line jitter is excluded:
+    it is random per line, like shot noise, not part of a smooth mapping.
+    """
+    sx, sy = scan_to_specimen(transform["hr"], x_hr, y_hr)
+    mx, my = undeform(transform.get("deformation", []), sx, sy)
+    x, y = specimen_to_scan(transform["lr"], mx, my)
+    if np.ndim(x) == 0:
+        return float(x), float(y)
+    return x, y
+
+
+def lr_to_hr_coords(transform: dict, x_lr, y_lr):
+    """Inverse of :func:`hr_to_lr_coords`: LR pixel coordinates -> HR pixel coordinates."""
+    mx, my = scan_to_specimen(transform["lr"], x_lr, y_lr)
+    dx, dy = deformation(transform.get("deformation", []), mx, my)
+    x, y = specimen_to_scan(transform["hr"], mx + dx, my + dy)
+    if np.ndim(x) == 0:
+        return float(x), float(y)
+    return x, y
+
+
+def random_scan(rng, spec: SampleSpec, size, pixel_size_nm, rotation_deg, centre_nm) -> dict:
+    drift_nm = spec.drift_hr_px * spec.hr_pixel_size_nm
+    distortion_nm = spec.distortion_hr_px * spec.hr_pixel_size_nm
+    terms = []
+    for _ in range(3):
+        ax, ay = rng.normal(0.0, distortion_nm, 2)
+        terms.append(
+            [float(ax), float(ay), float(rng.uniform(0.0, 1.0)), float(rng.uniform(0.3, 2.0)), float(rng.uniform(0, 2 * np.pi))]
+        )
+    return {
+        "size": [int(size[0]), int(size[1])],
+        "pixel_size_nm": float(pixel_size_nm),
+        "rotation_deg": float(rotation_deg),
+        "centre_nm": [float(centre_nm[0]), float(centre_nm[1])],
+        "drift_velocity_nm": [float(v) for v in rng.normal(0.0, drift_nm, 2)],
+        "drift_terms": terms,
+    }
+
+
+def random_transform(rng, spec: SampleSpec, size) -> dict:
+    """The two scans of a pair. The specimen frame is the LR scan's (centre at 0, no rotation)."""
+    lr = random_scan(rng, spec, size, spec.lr_pixel_size_nm, 0.0, (0.0, 0.0))
+    rotation = rng.uniform(-spec.max_rotation_deg, spec.max_rotation_deg)
+    scale_error = rng.uniform(-spec.max_scale_error, spec.max_scale_error)
+    shift = rng.uniform(-spec.max_shift_lr_px, spec.max_shift_lr_px, 2) * spec.lr_pixel_size_nm
+    hr = random_scan(rng, spec, size, spec.hr_pixel_size_nm * (1.0 + scale_error), rotation, shift)
+    transform = {
+        "model": "scan-v1",
+        "description": (
+            "pixel (x, y) of a scan sees specimen point centre + pixel_size * R(rotation) * "
+            "((x, y) - (size - 1) / 2) + drift(x, y); drift = drift_velocity * t + sum over "
+            "drift_terms [ax, ay, fx, fy, phase] of (ax, ay) * sin(2 pi (fx x / W + fy y / H) + phase), "
+            "t = (y + x / W) / H; deformation: material displacement between LR and HR acquisitions"
+        ),
+        "lr": lr,
+        "hr": hr,
+        "deformation": [],
+        "rotation_deg": float(rotation),
+        "scale_error": float(scale_error),
+        "shift_lr_px": [float(v) for v in shift / spec.lr_pixel_size_nm],
+    }
+    return transform
+
+
+def beam_damage(rng, spec: SampleSpec, transform: dict) -> list[dict]:
+    """Local deformations of the specimen inside the HR field between the two acquisitions."""
+    n = int(rng.poisson(spec.beam_damage_blobs)) if spec.beam_damage_blobs > 0 else 0
+    hr = transform["hr"]
+    width, height = hr["size"]
+    blobs = []
+    for _ in range(n):
+        x, y = rng.uniform(0.1 * width, 0.9 * width), rng.uniform(0.1 * height, 0.9 * height)
+        cx, cy = scan_to_specimen(hr, x, y)
+        sigma = rng.uniform(8.0, 30.0) * hr["pixel_size_nm"]
+        shift = math.exp(rng.uniform(*np.log(spec.beam_damage_nm)))
+        angle = rng.uniform(0, 2 * np.pi)
+        # Contraction strain: its largest displacement (at r = sigma) is ~0.6 * c * sigma.
+        contraction = rng.uniform(0.2, 1.0) * shift / (0.6 * sigma)
+        blobs.append(
+            {
+                "x_nm": float(cx),
+                "y_nm": float(cy),
+                "sigma_nm": float(sigma),
+                "dx_nm": float(shift * math.cos(angle)),
+                "dy_nm": float(shift * math.sin(angle)),
+                "contraction": float(contraction),
+            }
+        )
+    return blobs
+
+
+def line_jitter(rng, spec: SampleSpec, height: int) -> np.ndarray:
+    """Per-line horizontal offsets (pixels): random beam-deflection noise plus mains hum."""
+    lines_per_period = rng.uniform(7.0, 40.0)
+    hum = spec.hum_px * np.sin(2 * np.pi * np.arange(height) / lines_per_period + rng.uniform(0, 2 * np.pi))
+    return rng.normal(0.0, spec.jitter_px, height) + hum
+
+
+def sample_positions(scan: dict, jitter: np.ndarray, blobs: Sequence[dict] = ()):
+    """Specimen (material) coordinates, nm, that each pixel of a scan samples."""
+    width, height = scan["size"]
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    x += jitter[:, None]
+    sx, sy = scan_to_specimen(scan, x, y)
+    return undeform(blobs, sx, sy)
+
+
+# ----------------------------------------------------------------------------------------------
+# Imaging
+# ----------------------------------------------------------------------------------------------
+
+
+def probe_blur(layer: specimens.YieldLayer, fwhm_nm: float) -> specimens.YieldLayer:
+    """The yield seen through a Gaussian probe of ``fwhm_nm``: a convolution on the layer's
+    grid (skipped where the probe is far below the grid spacing)."""
+    sigma = fwhm_nm / FWHM_PER_SIGMA / layer.grid.spacing_nm
+    if sigma < 0.2:
+        return layer
+    blurred = cv2.GaussianBlur(layer.image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    return specimens.YieldLayer(blurred, layer.grid)
+
+
+def detect(rng: np.random.Generator, signal: np.ndarray, electrons_per_pixel: float, spec: SampleSpec) -> np.ndarray:
+    """Detected signal (float, in SE counts) for the expected yield per pixel: Poisson SE
+    counts, each SE's detector pulse of mean 1 and variance 1/``detector_gain_shape`` (the
+    sum taken as Gaussian, exact in mean and variance), plus Gaussian read noise.
+    Variance = mean * (1 + 1/shape) + read_noise**2."""
+    counts = rng.poisson(np.maximum(signal, 0.0).astype(np.float64) * electrons_per_pixel).astype(np.float32)
+    spread = np.sqrt(counts * np.float32(1.0 / spec.detector_gain_shape) + np.float32(spec.read_noise**2))
+    return counts + spread * rng.standard_normal(signal.shape, dtype=np.float32)
+
+
+def auto_brightness_contrast(rng: np.random.Generator, detected: np.ndarray, spec: SampleSpec):
+    """uint16 image as a microscope's ABC makes it: black and white levels set so that
+    0.1-0.5 % of the pixels saturate at each end. Returns (image, info)."""
+    low_pct, high_pct = rng.uniform(*spec.saturation_percent, 2)
+    lo, hi = np.percentile(detected, [low_pct, 100.0 - high_pct])
+    if hi <= lo:
+        hi = lo + 1.0
+    scaled = (detected - lo) * (65535.0 / (hi - lo))
+    image = np.clip(np.rint(scaled), 0, 65535).astype(np.uint16)
+    info = {
+        "black_level_counts": round(float(lo), 3),
+        "white_level_counts": round(float(hi), 3),
+        "saturated_black_percent": round(float(100.0 * np.mean(image == 0)), 4),
+        "saturated_white_percent": round(float(100.0 * np.mean(image == 65535)), 4),
+    }
+    return image, info
