@@ -173,6 +173,13 @@ def test_reload_config_request_switches_models(fresh_zoo):
             predict.Predict(predict_request("tiny", image=image), timeout=30)
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
+        missing = model_management_pb2.ReloadConfigRequest()
+        missing.config.model_config_list.config.add(name="ghost", base_path=str(fresh_zoo / "ghost"), model_platform="tensorflow")
+        with pytest.raises(grpc.RpcError) as info:
+            model.HandleReloadConfigRequest(missing, timeout=60)
+        assert info.value.code() == grpc.StatusCode.UNKNOWN
+        assert "Some models did not become available: {ghost, }" in info.value.details()
+
         bad = model_management_pb2.ReloadConfigRequest(config=model_server_config_pb2.ModelServerConfig())
         bad.config.custom_model_config.Pack(model_server_config_pb2.ModelServerConfig())
         with pytest.raises(grpc.RpcError) as info:

@@ -289,6 +289,8 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
                 code, message = grpc.StatusCode.OK, ""
             except UserError as exc:
                 code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+            except ServingError as exc:
+                code, message = exc.code, exc.message
         response.status.error_code = code.value[0]
         response.status.error_message = message
         if code is not grpc.StatusCode.OK:

@@ -23,7 +23,7 @@ import grpc
 from zoo.errors import UserError
 from zoo.server.config import ConfigFileSource, ZooSource
 from zoo.server.grpc_services import ModelService, PredictionService, run_predict
-from zoo.server.servables import LoadedVersion, ServableManager
+from zoo.server.servables import LoadedVersion, ServableManager, ServingError
 
 log = logging.getLogger("zoo.server")
 
@@ -182,6 +182,15 @@ class EmbeddedServer:
             self.source = ConfigFileSource(None, config)
             self.manager.set_source(self.source)
         self.manager.poll()
+        # As ServerCore::WaitUntilConfiguredModelsAvailable: the call fails if a model has no
+        # available version after loading (the ones that loaded keep serving).
+        available = self.manager.available()
+        missing = [m.name for m in self.source() if not available.get(m.name)]
+        if missing:
+            raise ServingError(
+                grpc.StatusCode.UNKNOWN,
+                "Some models did not become available: {" + "".join(f"{name}, " for name in missing) + "}",
+            )
 
     def _update_health(self) -> None:
         if self._health is None:
