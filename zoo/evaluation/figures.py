@@ -81,12 +81,27 @@ def gap_profiles(results: Sequence, path: Path) -> None:
     rows = ["input", "output", "target"]
     margin_l, gap_x, plot_w = 24, 14, 400
     row_h = CROP_PX + 120
-    width = margin_l + 3 * (CROP_PX + gap_x) + 90 + plot_w + 250
-    height = 70 + max(len(examples), 1) * row_h
+    width = margin_l + 3 * (CROP_PX + gap_x) + (90 + plot_w + 250 if examples else 80)
+    height = 70 + max(len(examples), 1) * row_h + (40 if not examples else 0)
     fig = Figure(width, height)
     fig.text(width / 2, 34, "Gap profiles (de Haan et al. 2019, Fig. 2)", size=TITLE + 0.1, ha="center", thickness=2)
     if not examples:
-        fig.text(width / 2, 120, "No gaps to show: none were found or planted.", size=TITLE, ha="center")
+        # Still show the images: a centre crop of the first pair, as the paper's Fig. 2 does.
+        res = results[0]
+        h, w = res.images["target"].shape
+        x0, y0, size = _crop_box((h, w), (w / 2, h / 2), 96)
+        crop_t = res.images["target"][y0 : y0 + size, x0 : x0 + size]
+        lo, hi = np.percentile(crop_t, [1, 99])
+        fig.text(margin_l, 80, f"{res.name}: centre crop. No gaps to show: none were found or planted.", size=TEXT + 0.05)
+        for c, row in enumerate(rows):
+            fig.image(
+                (margin_l + c * (CROP_PX + gap_x), 110, CROP_PX, CROP_PX),
+                res.images[row][y0 : y0 + size, x0 : x0 + size],
+                vmin=lo,
+                vmax=hi,
+                pixel_size_nm=res.pixel_size_nm,
+                title=LABELS[row],
+            )
         fig.save(path)
         return
     for r, (res, k, why) in enumerate(examples):

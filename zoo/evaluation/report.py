@@ -348,7 +348,7 @@ def _markdown(results: Sequence[EvaluationResult], title: str) -> str:
         f"{first.pixel_size_nm:g} nm/pixel; {now}.",
         f"Input: {'native LR, upsampled x2 with Lanczos (the network’s own first layer)' if first.input_is_native else 'already on the target grid (the Lanczos baseline)'}.",
         f"Gaps: {ref_stats.n_gaps} gaps and {ref_stats.n_touching} touching pairs, "
-        f"{'from truth.json' if first.gap_source == 'truth' else 'found in the target (no truth.json)'}.",
+        f"{'from truth.json' if first.gap_source == 'truth' else 'found in the target (no truth.json): bright round particles and their near neighbours, which suits particles on a darker support (gold on carbon) and means little for other specimens'}.",
         "",
         "## Results" + (" (all pairs)" if len(results) > 1 else ""),
         "",
