@@ -98,3 +98,14 @@ def test_write_report_and_aggregate(triple, tmp_path):
     write_report(a, out, overwrite=True)
     assert "## Per pair" not in (out / "report.md").read_text()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
+
+
+def test_a_specimen_without_gaps_still_gets_a_report(triple, tmp_path):
+    lr, output, target, truth = triple
+    result = evaluate(lr, output, target, pixel_size_nm=PIXEL_NM, truth={"particles": [], "gaps": [], "touching": []})
+    assert math.isnan(result.table["output"]["undetected_gaps_percent"])
+    assert math.isfinite(result.table["output"]["psnr_db"])
+    out = write_report(result, tmp_path / "rep")
+    assert cv2.imread(str(out / "fig2_gap_profiles.png")) is not None
+    assert "| output |" in (out / "report.md").read_text()
+    assert json.loads((out / "results.json").read_text())["aggregate"]["output"]["undetected_gaps_percent"] is None
