@@ -53,7 +53,7 @@ def enhance(
     embedded = None
     try:
         if server is None:
-            embedded, targets, names, spec = _start_embedded(zoo_dir, spec)
+            embedded, targets, names, spec = _start_embedded(zoo_dir, spec, pixel_sizes)
         else:
             targets = [t.strip() for t in server.split(",") if t.strip()]
             names = _zoo_model_names(zoo_dir) if spec is None else [spec.name]
@@ -100,8 +100,12 @@ def _zoo_model_names(zoo_dir: Path) -> list[str]:
     return Zoo(zoo_dir).models()
 
 
-def _start_embedded(zoo_dir: Path, spec):
-    """Serve just the version(s) needed, from the zoo, on a free loopback port."""
+def _start_embedded(zoo_dir: Path, spec, pixel_sizes: list[float]):
+    """Serve just the version(s) these images need, from the zoo, on a free loopback port.
+
+    With no model named, that is, per image, the model whose card's input pixel size is
+    closest to the image's (the client makes the same choice among the served ones).
+    """
     from tensorflow_serving.config import model_server_config_pb2
 
     from zoo.client.files import ModelSpec
@@ -118,7 +122,10 @@ def _start_embedded(zoo_dir: Path, spec):
         names = store.models()
         if not names:
             raise UserError(f"the zoo at {zoo_dir} has no models; publish one or pass --zoo")
-        chosen = dict(store.resolve(n) for n in names)
+        resolved = dict(store.resolve(n) for n in names)
+        sizes = {n: float(store.card(n, v)["input_pixel_size_nm"]) for n, v in resolved.items()}
+        needed = {min(sizes, key=lambda n: abs(p - sizes[n]) / sizes[n]) for p in pixel_sizes}
+        chosen = {n: resolved[n] for n in sorted(needed)}
     config = model_server_config_pb2.ModelServerConfig()
     for name, version in chosen.items():
         entry = config.model_config_list.config.add(
