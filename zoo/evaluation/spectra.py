@@ -12,13 +12,16 @@
   where their FRC falls below the fixed 1/7 threshold.
 
   The checkerboard sub-images sample a square lattice rotated by 45 degrees whose pixel size is
-  ``sqrt(2)`` times the image's (the pixel-size correction Koho et al. describe), so the FRC is
-  meaningful up to that lattice's Nyquist frequency ``1 / (2 sqrt(2) pixel_size)``: the finest
-  resolution the method can report is ``2 sqrt(2)`` pixels. Here both sub-images are kept on the
+  ``sqrt(2)`` times the image's: that is the pixel-size correction applied here, and the FRC is
+  meaningful up to that lattice's Nyquist frequency ``1 / (2 sqrt(2) pixel_size)``, so the finest
+  resolution the method can report is ``2 sqrt(2)`` pixels. Both sub-images are kept on the
   original grid with the other half of the pixels set to zero; their spectra are then the image's
   spectrum plus one alias shifted by (1/2, 1/2) cycles per pixel, so below that limit the two
-  share the signal exactly and the known one-pixel offset between them costs no correlation (the
-  phase loss that Koho et al. correct empirically for the 2x2 split).
+  share the signal exactly and the one-pixel offset between them costs no correlation. (Koho et
+  al.'s own code, miplib, uses the 2x2 split into even/even and odd/odd pixels, whose diagonal
+  offset does cost correlation, and corrects the result with an empirical calibration curve; the
+  zero-filled checkerboard needs no such calibration, which the tests check against the
+  two-image FRC of independent noise realisations.)
 
   Single-image FRC assumes the noise of neighbouring pixels is independent. In an interpolated
   image (the Lanczos input on the target grid) or a network output it is not, and the FRC then
