@@ -86,11 +86,15 @@ def test_enhance_by_version_and_label_through_a_running_server(cli, cli_zoo, tmp
     ],
 )
 def test_bad_model_is_a_clear_error_without_output(cli, cli_zoo, tmp_path, args, message):
-    sem_file(tmp_path / "in.tif")
-    result = cli("enhance", tmp_path / "in.tif", "-o", tmp_path / "out.tif", "--zoo", cli_zoo, *args)
+    (tmp_path / "src").mkdir()
+    sem_file(tmp_path / "src" / "in.tif")
+    result = cli("enhance", tmp_path / "src" / "in.tif", "-o", tmp_path / "out.tif", "--zoo", cli_zoo, *args)
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not (tmp_path / "out.tif").exists()
+    result = cli("enhance", tmp_path / "src", "-o", tmp_path / "out", "--zoo", cli_zoo, *args)
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "out").exists()  # not even an empty output folder
 
 
 def test_missing_pixel_size_is_an_error_unless_given(cli, cli_zoo, tmp_path):

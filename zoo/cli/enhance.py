@@ -46,8 +46,6 @@ def enhance(
     jobs = plan(inputs, out, compare=compare, overwrite=overwrite)
     # Every input readable and with a pixel size before anything is written.
     pixel_sizes = [read_checked(job, pixel_size).pixel_size_nm for job in jobs]
-    if len(inputs) > 1 or not Path(inputs[0]).is_file():
-        out.mkdir(parents=True, exist_ok=True)
 
     zoo_dir = Path(zoo) if zoo is not None else default_zoo()
     embedded = None
@@ -74,8 +72,10 @@ def enhance(
             warnings.simplefilter("always")
             if strict:  # refuse before writing anything, not halfway through a folder
                 for job, size in zip(jobs, pixel_sizes):
-                    info = client.model_info() if client.model else client._choose(size)
+                    info = client.model_info() if client.model else client.choose_model(size)
                     client.check_pixel_size(info, size, strict=True)
+            for job in jobs:  # the server is up and the model known: now outputs may appear
+                job.output.parent.mkdir(parents=True, exist_ok=True)
             for i, job in enumerate(jobs, 1):
                 name = f"[{i}/{len(jobs)}] {job.source.name}"
                 update(0, description=name)

@@ -144,7 +144,7 @@ class EnhanceClient:
     ) -> "EnhanceClient":
         """A client bound to the served candidate whose input pixel size is closest to the image's."""
         client = cls(target, candidates=candidates, **{k: v for k, v in kwargs.items() if k != "model"})
-        info = client._choose(pixel_size_nm)
+        info = client.choose_model(pixel_size_nm)
         client.model = info.name
         return client
 
@@ -245,7 +245,7 @@ class EnhanceClient:
             raise ServerError(f"{name} version {version}: unsupported normalisation {method!r}")
         return card
 
-    def _choose(self, pixel_size_nm: float | None) -> ModelInfo:
+    def choose_model(self, pixel_size_nm: float | None) -> ModelInfo:
         """The candidate whose input pixel size is closest (relative) to the image's."""
         if pixel_size_nm is None:
             raise UserError("the image's pixel size is unknown: name a model, or give the pixel size")
@@ -326,7 +326,7 @@ class EnhanceClient:
         started = time.monotonic()
         pinned = self.version is not None
         for attempt in range(3):
-            info = self.model_info() if self.model is not None else self._choose(pixel_size_nm)
+            info = self.model_info() if self.model is not None else self.choose_model(pixel_size_nm)
             if attempt == 0:
                 self.check_pixel_size(info, pixel_size_nm)
             try:
