@@ -186,7 +186,7 @@ def line_profile(
     p0: Sequence[float],
     p1: Sequence[float],
     *,
-    width: int = 1,
+    width: int = PROFILE_WIDTH_PX,
     extend: float = 0.0,
     step: float = 1.0,
     order: int = 1,
@@ -200,7 +200,7 @@ def line_profile(
         End points in pixel coordinates (pixel (i, j) has its centre at x=j, y=i).
     width : int, optional
         Number of parallel lines, one pixel apart, whose samples are averaged (as ImageJ's line
-        width): reduces noise without blurring along the line.
+        width; default 3): reduces noise without blurring along the line.
     extend : float, optional
         Pixels added beyond both end points.
     step : float, optional
