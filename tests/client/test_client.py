@@ -170,7 +170,7 @@ def test_unreachable_server_fails_after_retries():
 
 
 def test_client_retries_until_a_restarted_server_answers(client_zoo, monkeypatch):
-    import zoo.client.client as client_module
+    import zoo.client.transport as transport
     from zoo.server.server import EmbeddedServer
 
     port = free_port()
@@ -181,14 +181,14 @@ def test_client_retries_until_a_restarted_server_answers(client_zoo, monkeypatch
     first.stop(grace=0)
 
     restarted = []
-    real_sleep = client_module.time.sleep
+    real_sleep = transport.time.sleep
 
     def restart_on_first_backoff(seconds):  # the server comes back while the client waits
         if not restarted:
             restarted.append(EmbeddedServer(client_zoo, port=port, poll_seconds=0).start())
         real_sleep(seconds)
 
-    monkeypatch.setattr(client_module.time, "sleep", restart_on_first_backoff)
+    monkeypatch.setattr(transport.time, "sleep", restart_on_first_backoff)
     try:
         out, _ = client.enhance(image, 14.2)
         assert restarted and out.shape == (16, 16)

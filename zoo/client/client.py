@@ -26,9 +26,7 @@ is a warning, or an error with ``strict=True``.
 
 from __future__ import annotations
 
-import itertools
 import json
-import threading
 import time
 import warnings
 from concurrent import futures
@@ -41,19 +39,13 @@ import numpy as np
 
 from zoo.client import protos
 from zoo.client.tiling import TileBlender
+from zoo.client.transport import DEFAULT_MAX_MESSAGE_MB, Replicas, ServerError
 from zoo.errors import UserError
 
+__all__ = ["EnhanceClient", "ModelInfo", "ServerError"]
+
 PIXEL_SIZE_TOLERANCE = 0.10
-DEFAULT_MAX_MESSAGE_MB = 512  # a 4096^2 float32 tile's x2 output alone is 256 MiB
 NORMALISATION = "per-image mean/std"
-
-
-class ServerError(UserError):
-    """The server refused or failed a call (``code`` is the grpc.StatusCode)."""
-
-    def __init__(self, message: str, code: grpc.StatusCode | None = None):
-        super().__init__(message)
-        self.code = code
 
 
 class _VersionGone(Exception):
@@ -115,27 +107,13 @@ class EnhanceClient:
             raise UserError("name a model, or give candidate model names to choose from by pixel size")
         self.targets, self.model, self.version, self.label = targets, model, version, label
         self.candidates = list(candidates)
-        self.timeout, self.retries, self.backoff_s = timeout, retries, backoff_s
         self.batch_size, self.concurrency, self.strict = max(1, batch_size), max(1, concurrency), strict
         self.last_run: dict = {}
         self._messages = protos.messages()
-        size = int(max_message_mb) * 1024 * 1024
-        options = [
-            ("grpc.max_send_message_length", size),
-            ("grpc.max_receive_message_length", size),
-            # Reconnect quickly after a server restart (gRPC's default backoff reaches minutes).
-            ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.min_reconnect_backoff_ms", 100),
-            ("grpc.max_reconnect_backoff_ms", 2000),
-        ]
-        if tls_root_cert is not None:
-            pem = tls_root_cert if isinstance(tls_root_cert, bytes) else Path(tls_root_cert).read_bytes()
-            credentials = grpc.ssl_channel_credentials(root_certificates=pem)
-            self._channels = [grpc.secure_channel(t, credentials, options=options) for t in targets]
-        else:
-            self._channels = [grpc.insecure_channel(t, options=options) for t in targets]
-        self._next = itertools.cycle(range(len(self._channels)))
-        self._next_lock = threading.Lock()
+        self._replicas = Replicas(
+            targets, timeout=timeout, retries=retries, backoff_s=backoff_s,
+            max_message_mb=max_message_mb, tls_root_cert=tls_root_cert,
+        )
         self._info: dict[tuple, ModelInfo] = {}
 
     @classmethod
@@ -150,8 +128,7 @@ class EnhanceClient:
 
     # -- plumbing ----------------------------------------------------------------------------
     def close(self) -> None:
-        for channel in self._channels:
-            channel.close()
+        self._replicas.close()
 
     def __enter__(self) -> "EnhanceClient":
         return self
@@ -160,31 +137,7 @@ class EnhanceClient:
         self.close()
 
     def _call(self, method: str, request, response_cls, *, deadline: float | None = None):
-        """One unary call with retries for a missing server; errors become ServerError."""
-        for attempt in range(self.retries + 1):
-            with self._next_lock:
-                index = next(self._next)
-            channel = self._channels[index]
-            timeout = self.timeout
-            if deadline is not None:
-                timeout = min(timeout, deadline - time.monotonic())
-                if timeout <= 0:
-                    raise ServerError("the deadline for this image passed", grpc.StatusCode.DEADLINE_EXCEEDED)
-            stub = channel.unary_unary(
-                method, request_serializer=type(request).SerializeToString, response_deserializer=response_cls.FromString
-            )
-            try:
-                return stub(request, timeout=timeout)
-            except grpc.RpcError as exc:
-                code = exc.code()
-                retryable = code == grpc.StatusCode.UNAVAILABLE or (
-                    code == grpc.StatusCode.DEADLINE_EXCEEDED and not _is_ready(channel)
-                )
-                if not retryable or attempt == self.retries:
-                    details = exc.details() or code.name
-                    raise ServerError(f"{self.targets[index]}: {code.name}: {details}", code) from None
-            time.sleep(self.backoff_s * 2**attempt)
-        raise AssertionError("unreachable")
+        return self._replicas.call(method, request, response_cls, deadline=deadline)
 
     # -- model discovery ---------------------------------------------------------------------
     def model_info(self, name: str | None = None, version: int | None = None, label: str | None = None) -> ModelInfo:
@@ -402,14 +355,6 @@ class EnhanceClient:
         out *= np.float32(std)
         out += np.float32(mean)
         return _to_dtype(out, image.dtype), total
-
-
-def _is_ready(channel: grpc.Channel) -> bool:
-    try:
-        grpc.channel_ready_future(channel).result(timeout=0.05)
-        return True
-    except grpc.FutureTimeoutError:
-        return False
 
 
 def _to_dtype(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
