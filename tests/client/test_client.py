@@ -220,3 +220,26 @@ def test_float_val_responses_give_the_same_result(client_zoo, rng):
 def test_flat_image_does_not_divide_by_zero(served):
     out, _ = EnhanceClient(served.target, "tiny", version=2).enhance(np.full((10, 12), 7, np.uint16), 14.2)
     assert (out == 7).all()
+
+
+def test_a_version_replaced_mid_image_restarts_the_image_on_the_new_one(tmp_path):
+    """Tiles of one image never mix two versions: the image is redone on the new version."""
+    from tests.server.tiny_models import publish
+    from zoo.server.server import EmbeddedServer
+
+    root = tmp_path / "zoo"
+    publish(root, "tiny", gain=1.0)
+    image = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+    with EmbeddedServer(root, port=0, poll_seconds=0) as srv:
+        client = EnhanceClient(srv.target, "tiny", batch_size=1, concurrency=1)
+
+        def publish_after_first_tile(done, total):
+            if done == 1 and srv.manager.available()["tiny"] == [1]:
+                publish(root, "tiny", gain=2.0)
+                srv.manager.poll()  # loads v2, then unloads v1 (no longer the latest)
+                assert srv.manager.available()["tiny"] == [2]
+
+        out, _ = client.enhance(image, 14.2, progress=publish_after_first_tile)
+    assert client.last_run["version"] == 2
+    mean = image.mean(dtype=np.float64)
+    np.testing.assert_allclose(out, 2 * (nearest2x(image) - mean) + mean, rtol=1e-4, atol=1e-2)
