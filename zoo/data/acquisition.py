@@ -97,15 +97,26 @@ def deformation(blobs: Sequence[dict], mx, my):
     return dx, dy
 
 
-def undeform(blobs: Sequence[dict], sx, sy, iterations: int = 8):
-    """Where the material now at (sx, sy) was during the LR acquisition."""
+def undeform(blobs: Sequence[dict], sx, sy, iterations: int = 6):
+    """Where the material now at (sx, sy) was during the LR acquisition (fixed-point
+    iteration: the deformation's gradient is a few percent, so six steps reach ~1e-9 nm).
+    Points beyond 6 sigma of every blob (displacement < 1e-7 of its size) are left as they are."""
+    sx = np.asarray(sx, dtype=np.float64)
+    sy = np.asarray(sy, dtype=np.float64)
     if not blobs:
         return sx, sy
-    mx, my = sx, sy
+    near = np.zeros(sx.shape, dtype=bool)
+    for b in blobs:
+        reach = 6.0 * b["sigma_nm"]
+        near |= (np.abs(sx - b["x_nm"]) < reach) & (np.abs(sy - b["y_nm"]) < reach)
+    px, py = sx[near], sy[near]
+    mx, my = px, py
     for _ in range(iterations):
         dx, dy = deformation(blobs, mx, my)
-        mx, my = sx - dx, sy - dy
-    return mx, my
+        mx, my = px - dx, py - dy
+    out_x, out_y = sx.copy(), sy.copy()
+    out_x[near], out_y[near] = mx, my
+    return out_x, out_y
 
 
 def hr_to_lr_coords(transform: dict, x_hr, y_hr):
@@ -232,7 +243,10 @@ def probe_blur(layer: specimens.YieldLayer, fwhm_nm: float) -> specimens.YieldLa
     sigma = fwhm_nm / FWHM_PER_SIGMA / layer.grid.spacing_nm
     if sigma < 0.2:
         return layer
-    blurred = cv2.GaussianBlur(layer.image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    # A kernel of +-2.8 sigma (rather than OpenCV's +-4) keeps 99.5 % of the weight and saves
+    # a third of the time on the largest array of the simulation.
+    ksize = 2 * max(1, int(math.ceil(2.8 * sigma))) + 1
+    blurred = cv2.GaussianBlur(layer.image, (ksize, ksize), sigma, borderType=cv2.BORDER_REFLECT)
     return specimens.YieldLayer(blurred, layer.grid)
 
 

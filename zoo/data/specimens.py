@@ -143,8 +143,8 @@ class HydrogelParams:
     deep_scale: float = 0.8  # the deeper layer's pores and walls, relative to the top
     top_yield: float = 0.58  # gold-coated polymer, top layer
     deep_yield: float = 0.36  # one layer down: fewer SEs escape the pores
-    pore_floor_yield: float = 0.2
-    max_tilt_gain: float = 2.0
+    pore_floor_yield: float = 0.24
+    max_tilt_gain: float = 1.7
     grain_nm: float = 14.0  # sputtered-gold grain / surface roughness
     grain_contrast: float = 0.10
     undulation_nm: float = 900.0
@@ -169,17 +169,21 @@ def _wall_network(rng, grid: Grid, p: HydrogelParams, scale: float):
     The walls run along the zero lines of two independent random fields, so they cross and
     enclose pores; each wall has a round cross-section of slowly varying half-width.
     """
-    d = np.minimum(_zero_line_distance(rng, grid, p, scale), _zero_line_distance(rng, grid, p, scale))
+    d = cv2.min(_zero_line_distance(rng, grid, p, scale), _zero_line_distance(rng, grid, p, scale))
+    # The half-width varies slowly: everything that depends on it alone is made on a coarse
+    # grid and interpolated, which keeps the per-pixel work to a few array passes.
     c_w = grid.coarsened(max(1, int(p.pore_nm / grid.spacing_nm / 2)))
-    variation = field_on(grid, smooth_noise(rng, c_w.shape, 2.0))
-    half = np.float32(p.wall_half_width_nm * scale) * (1.0 + np.float32(p.wall_width_variation) * np.clip(variation, -2, 2))
-    half = np.maximum(half, np.float32(0.3 * p.wall_half_width_nm * scale))
-    cover = np.clip((half - d) * np.float32(1.0 / grid.spacing_nm) + np.float32(0.5), 0.0, 1.0)
-    rel = np.minimum(d / half, np.float32(1.0))
-    gain = np.minimum(1.0 / np.sqrt(np.maximum(1.0 - rel * rel, np.float32(1e-6))), np.float32(p.max_tilt_gain))
-    return cover, gain
-
-
+    variation = np.clip(smooth_noise(rng, c_w.shape, 2.0), -2.0, 2.0)
+    half = p.wall_half_width_nm * scale * np.maximum(1.0 + p.wall_width_variation * variation, 0.3)
+    inv_half = field_on(grid, (1.0 / half).astype(np.float32))
+    edge = field_on(grid, (half / grid.spacing_nm + 0.5).astype(np.float32))
+    cover = cv2.addWeighted(edge, 1.0, d, -1.0 / grid.spacing_nm, 0.0)
+    np.clip(cover, 0.0, 1.0, out=cover)
+    # sec(tilt) across a round wall, 1 / sqrt(1 - (d / half)^2), through a 256-entry table.
+    rel = cv2.convertScaleAbs(cv2.multiply(d, inv_half), alpha=255.0)  # uint8, saturates at 1
+    k = np.arange(256) / 255.0
+    table = np.minimum(1.0 / np.sqrt(np.maximum(1.0 - k * k, 1e-6)), p.max_tilt_gain).astype(np.float32)
+    return cover, cv2.LUT(rel, table.reshape(1, 256))
 def render_hydrogel(rng: np.random.Generator, grid: Grid, params: HydrogelParams | None = None) -> list[YieldLayer]:
     """The SE yield of a gold-coated porous hydrogel before the probe (one layer on ``grid``).
 
@@ -191,14 +195,15 @@ def render_hydrogel(rng: np.random.Generator, grid: Grid, params: HydrogelParams
     p = params or HydrogelParams()
     top_cover, top_gain = _wall_network(rng, grid, p, 1.0)
     deep_cover, deep_gain = _wall_network(rng, grid, p, p.deep_scale)
-    floor = np.float32(p.pore_floor_yield)
-    out = floor + deep_cover * (np.float32(p.deep_yield) * deep_gain - floor)
-    out += top_cover * (np.float32(p.top_yield) * top_gain - out)
+    floor = p.pore_floor_yield
+    # out = floor + deep_cover * (deep_yield * deep_gain - floor), then the top layer over it.
+    out = cv2.add(cv2.multiply(deep_cover, cv2.addWeighted(deep_gain, p.deep_yield, deep_gain, 0.0, -floor)), floor)
+    out = cv2.add(out, cv2.multiply(top_cover, cv2.addWeighted(top_gain, p.top_yield, out, -1.0, 0.0)))
     grain = smooth_noise(rng, grid.shape, p.grain_nm / grid.spacing_nm / 2.0)
     c_und = grid.coarsened(max(1, int(p.undulation_nm / grid.spacing_nm / 4)))
     und = field_on(grid, smooth_noise(rng, c_und.shape, p.undulation_nm / c_und.spacing_nm))
     texture = cv2.addWeighted(grain, p.grain_contrast, und, p.undulation_contrast, 1.0)
-    return [YieldLayer((out * texture).astype(np.float32), grid)]
+    return [YieldLayer(cv2.multiply(out, texture), grid)]
 
 
 def _field_slope(field: np.ndarray, spacing_nm: float) -> float:
