@@ -233,3 +233,20 @@ def _refused(stub, image) -> bool:
     except grpc.RpcError as exc:
         return exc.code() == grpc.StatusCode.UNAVAILABLE
     return False
+
+
+def test_server_started_after_a_broken_publish_serves_the_newest_good_version(fresh_zoo):
+    from zoo.server.server import EmbeddedServer
+
+    publish(fresh_zoo, "tiny", gain=2.0)
+    (fresh_zoo / "tiny" / "2" / "saved_model.pb").write_bytes(b"garbage")  # sha256 mismatch now
+    image = np.ones((1, 2, 2, 1), np.float32)
+    with EmbeddedServer(fresh_zoo, port=0, poll_seconds=0) as srv:
+        channel, predict, model = stubs_for(srv.target)
+        assert predict.Predict(predict_request(image=image), timeout=30).model_spec.version.value == 1
+        states = version_states(model)
+        assert states[1][0] == 30 and states[2][:2] == (50, 15)  # AVAILABLE; END with DATA_LOSS
+        publish(fresh_zoo, "tiny", gain=3.0)  # a good newer version replaces the fallback
+        srv.manager.poll()
+        assert srv.manager.available()["tiny"] == [3]
+        channel.close()

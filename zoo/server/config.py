@@ -20,6 +20,9 @@ log = logging.getLogger("zoo.server")
 class ZooSource:
     """Every model in a zoo directory: its latest version plus every labelled version.
 
+    If none of those loads (say the server starts just after a broken version was
+    published), the newest older version that verifies and loads serves instead.
+
     Labels come from the zoo (:meth:`zoo.registry.store.Zoo.labels`), so ``@stable`` keeps
     resolving to the version the zoo says, even after a newer (unlabelled) one is published.
     """
@@ -44,7 +47,9 @@ class ZooSource:
                 log.error("cannot read the labels of %s: %s", name, exc)
                 labels = {}
             sources.append(
-                ModelSource(name, base, "latest", 1, labels=labels, extra_aspired=frozenset(labels.values()))
+                ModelSource(
+                    name, base, "latest", 1, labels=labels, extra_aspired=frozenset(labels.values()), fallback=True
+                )
             )
         return sources
 

@@ -63,6 +63,7 @@ class ModelSource:
     versions: frozenset[int] = frozenset()
     labels: Mapping[str, int] = field(default_factory=dict)
     extra_aspired: frozenset[int] = frozenset()
+    fallback: bool = False  # when nothing aspired loads, serve the newest older version that does
 
     def aspired(self, on_disk: Iterable[int]) -> set[int]:
         on_disk = sorted(set(on_disk))
@@ -221,15 +222,29 @@ class ServableManager:
         for version in sorted(aspired, reverse=True):  # newest first: it serves "latest" soonest
             if version in self._loaded.get(name, {}):
                 continue
-            path = on_disk[version]
-            previous = self._status.get(name, {}).get(version)
-            if previous is not None and previous.state == END and previous.fingerprint is not None:
-                if previous.fingerprint == _fingerprint(path):
-                    continue  # failed before and unchanged: do not retry (and re-log) every poll
-            self._load(name, version, path)
+            if not self._failed_unchanged(name, version, on_disk[version]):
+                self._load(name, version, on_disk[version])
+        if source.fallback and not self._loaded.get(name):
+            # E.g. a server (re)started after a broken version was published: rather than
+            # serve nothing, serve the newest older version that verifies and loads.
+            for version in sorted(set(on_disk) - aspired, reverse=True):
+                if self._failed_unchanged(name, version, on_disk[version]):
+                    continue
+                self._load(name, version, on_disk[version])
+                if self._loaded.get(name):
+                    log.warning("%s: serving version %d until a newer version loads", name, version)
+                    break
         with self._lock:
             self._labels[name] = dict(source.labels)
         self._retire(name, set(self._loaded.get(name, {})) - aspired)
+
+    def _failed_unchanged(self, name: str, version: int, path: Path) -> bool:
+        """Failed before and unchanged since: do not retry (and re-log) on every poll."""
+        previous = self._status.get(name, {}).get(version)
+        return (
+            previous is not None and previous.state == END and previous.fingerprint is not None
+            and previous.fingerprint == _fingerprint(path)
+        )
 
     def _load(self, name: str, version: int, path: Path) -> None:
         self._set_status(name, version, VersionStatus(LOADING))
