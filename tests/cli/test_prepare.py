@@ -195,9 +195,37 @@ def test_prepare_maps_truth_onto_the_registered_grid(tmp_path, cli):
     x0, y0 = manifest["pairs"][0]["crop_origin_lr"]
     mapped = json.loads((tmp_path / "data" / "registered" / "truth.json").read_text())
     pair = mapped["pairs"]["pair-000"]
-    assert [p["id"] for p in pair["particles"]] == [1, 2]
+    assert [(p["id"], p["source_id"]) for p in pair["particles"]] == [(0, 1), (1, 2)]
     assert pair["particles"][1]["x_hr"] == pytest.approx(2 * (110.5 - x0 + 0.5) - 0.5)
     assert pair["particles"][1]["y_hr"] == pytest.approx(2 * (95.25 - y0 + 0.5) - 0.5)
     assert pair["particles"][1]["x_lr"] == pytest.approx(110.5 - x0)
-    assert pair["gaps"] == [{"a": 1, "b": 2, "width_nm": 3.0}] and pair["touching"] == []
+    assert pair["gaps"] == [{"a": 0, "b": 1, "width_nm": 3.0}] and pair["touching"] == []
     assert mapped["hr_pixel_size_nm"] == pytest.approx(7.1) and mapped["sample"] == "hydrogel"
+
+
+def test_prepare_on_simulated_pairs_maps_the_truth(tmp_path, cli):
+    from zoo.data.simulate import hr_to_lr_coords, simulate_dataset
+
+    simulate_dataset(tmp_path / "raw", "gold-on-carbon", pairs=2, seed=5, size=(320, 256))
+    result = cli("prepare", tmp_path / "raw", "--out", tmp_path / "data", "--patch", 64, "--stride", 32)
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(tmp_path / "data")
+    assert manifest["simulated"] is True and manifest["sample_type"] == "gold-on-carbon"
+    assert all(p["residual_px"] < 0.5 and p["patches_kept"] > 0 for p in manifest["pairs"])
+    raw_truth = json.loads((tmp_path / "raw" / "truth.json").read_text())
+    truth = json.loads((tmp_path / "data" / "registered" / "truth.json").read_text())
+    assert truth["sample"] == "gold-on-carbon" and set(truth["pairs"]) == {"pair-000", "pair-001"}
+    for record in manifest["pairs"]:
+        name, (x0, y0) = record["name"], record["crop_origin_lr"]
+        source, mapped = raw_truth["pairs"][name], truth["pairs"][name]
+        w, h = record["registered_size"]
+        assert 0 < len(mapped["particles"]) <= len(source["particles"])
+        for p in mapped["particles"]:
+            original = source["particles"][p["source_id"]]
+            x_lr, y_lr = hr_to_lr_coords(source["transform"], original["x_hr"], original["y_hr"])
+            assert p["x_hr"] == pytest.approx(2 * (x_lr - x0 + 0.5) - 0.5, abs=2e-3)
+            assert p["y_hr"] == pytest.approx(2 * (y_lr - y0 + 0.5) - 0.5, abs=2e-3)
+            assert 0 <= p["x_hr"] <= w - 1 and 0 <= p["y_hr"] <= h - 1
+        ids = {p["id"] for p in mapped["particles"]}
+        assert ids == set(range(len(ids)))
+        assert all(g["a"] in ids and g["b"] in ids for g in mapped["gaps"] + mapped["touching"])

@@ -117,3 +117,28 @@ def test_cross_validation_smooths_noise_but_keeps_a_local_deformation(rng):
     bump = 2.0 * np.exp(-((xx - 7) ** 2 + (yy - 6) ** 2) / (2 * 1.5**2))
     local = np.stack([bump, -bump], -1) + rng.normal(0, 0.02, (12, 14, 2))
     assert cross_validated_sigma(local) <= 1.0  # a beam-damage-sized bump: keep it
+
+
+@pytest.mark.parametrize("sample", ["gold-on-carbon", "hydrogel"])
+def test_simulated_pairs_register_within_half_a_pixel_of_the_truth(sample):
+    """Issue 2 acceptance: median residual <= 0.5 HR px against the simulator's true mapping."""
+    from zoo.data.simulate import hr_to_lr_coords, simulate_pair
+
+    pair = simulate_pair(sample, seed=3, size=(924, 780))
+    reg = register_pair(pair.lr, pair.hr, pair.lr_pixel_size_nm, pair.hr_pixel_size_nm, name=sample)
+    transform = pair.truth["transform"]
+    errors = mapping_errors(reg, lambda x, y: hr_to_lr_coords(transform, x, y))
+    median, p95 = np.median(errors), np.percentile(errors, 95)
+    assert median <= 0.5 and p95 <= 1.0, (median, p95)
+    # The registration's own residual estimate is honest: close to the true median.
+    assert abs(reg.residual_px - median) < 0.15, (reg.residual_px, median)
+    assert reg.correlation_after > 0.9
+
+
+def test_small_simulated_pair_registers_within_half_a_pixel():
+    from zoo.data.simulate import hr_to_lr_coords, simulate_pair
+
+    pair = simulate_pair("gold-on-carbon", seed=0, size=(384, 320))
+    reg = register_pair(pair.lr, pair.hr, pair.lr_pixel_size_nm, pair.hr_pixel_size_nm)
+    errors = mapping_errors(reg, lambda x, y: hr_to_lr_coords(pair.truth["transform"], x, y))
+    assert np.median(errors) <= 0.5
