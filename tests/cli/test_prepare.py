@@ -229,3 +229,17 @@ def test_prepare_on_simulated_pairs_maps_the_truth(tmp_path, cli):
         ids = {p["id"] for p in mapped["particles"]}
         assert ids == set(range(len(ids)))
         assert all(g["a"] in ids and g["b"] in ids for g in mapped["gaps"] + mapped["touching"])
+
+
+def test_cli_defaults_are_the_library_defaults():
+    import inspect
+
+    from zoo.cli.prepare import prepare
+    from zoo.data.prepare import prepare_dataset
+
+    cli_defaults = {k: v.default for k, v in inspect.signature(prepare).parameters.items()}
+    lib_defaults = {k: v.default for k, v in inspect.signature(prepare_dataset).parameters.items()}
+    for cli_name, lib_name in (("patch", "patch_size"), ("stride", "stride"), ("val_fraction", "val_fraction"),
+                               ("min_correlation", "min_correlation"),
+                               ("min_patch_correlation", "min_patch_correlation"), ("seed", "seed")):
+        assert cli_defaults[cli_name] == lib_defaults[lib_name], cli_name

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from zoo.cli.options import OverwriteOption, PixelSizeOption, SeedOption, progress_bar
+from zoo.cli.options import SeedOption, progress_bar
 
 
 def prepare(
@@ -25,13 +25,14 @@ def prepare(
                                                    "correlation after registration is lower.")] = 0.5,
     min_patch_correlation: Annotated[float, typer.Option("--min-patch-correlation", help="Drop patches "
                                                          "whose LR/HR correlation is lower.")] = 0.5,
-    pixel_size: PixelSizeOption = None,
+    pixel_size: Annotated[Optional[float], typer.Option("--pixel-size", min=0.0, help="LR pixel size "
+                                                        "in nm; overrides the LR files' metadata.")] = None,
     hr_pixel_size: Annotated[Optional[float], typer.Option("--hr-pixel-size", min=0.0, help="HR pixel "
                                                            "size in nm; overrides the HR files' metadata.")] = None,
     sample_type: Annotated[Optional[str], typer.Option("--sample-type", help="Sample type recorded in "
                                                        "the manifest (default: from truth.json).")] = None,
     seed: SeedOption = 0,
-    overwrite: OverwriteOption = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier data set at --out.")] = False,
 ) -> None:
     """Co-register raw LR/HR pairs and cut normalised training patches into a data set."""
     from rich.console import Console
