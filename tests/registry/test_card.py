@@ -44,7 +44,7 @@ def test_new_card_fills_derived_fields():
     assert card["output_pixel_size_nm"] == pytest.approx(7.1)
     assert card["normalisation"] == {"method": "per-image mean/std"}
     assert card["signatures"]["serving_default"] == {"inputs": ["image"], "outputs": ["enhanced"]}
-    assert card["signatures"]["card"] == {"inputs": [], "outputs": ["card"]}
+    assert card["signatures"]["card"] == {"inputs": ["batch"], "outputs": ["card"]}
     assert card["files"] == {} and card["parent"] is None
     assert "version" not in card  # the number is the directory's name, never the card's
 

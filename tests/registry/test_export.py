@@ -45,15 +45,23 @@ def test_signatures_have_exactly_the_contract_names(loaded, tiny_export):
     assert inputs["image"].dtype.name == "float32"
     assert list(serve.structured_outputs) == ["enhanced"]
     card_sig = loaded.signatures["card"]
-    assert card_sig.structured_input_signature == ((), {})
+    _, card_inputs = card_sig.structured_input_signature
+    assert list(card_inputs) == ["batch"]
+    assert card_inputs["batch"].shape.as_list() == [None] and card_inputs["batch"].dtype.name == "int32"
     assert list(card_sig.structured_outputs) == ["card"]
     assert check_signatures(tiny_export) == []
 
 
 def test_card_signature_returns_the_card_json(loaded, tiny_export):
-    text = loaded.signatures["card"]()["card"].numpy().decode()
+    import tensorflow as tf
+
+    cards = loaded.signatures["card"](batch=tf.constant([0]))["card"].numpy()
+    assert cards.shape == (1,)  # batched, so TF Serving's batching session can run it
+    text = cards[0].decode()
     assert json.loads(text) == read_card(tiny_export)
     assert text == (tiny_export / CARD_PATH).read_text() == (tiny_export / CARD_ASSET_PATH).read_text()
+    three = loaded.signatures["card"](batch=tf.constant([7, 7, 7]))["card"].numpy()
+    assert [c.decode() for c in three] == [text] * 3
 
 
 @pytest.mark.parametrize("shape", [(1, 24, 40), (2, 19, 33), (1, 5, 3), (1, 1, 1)])

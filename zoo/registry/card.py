@@ -21,7 +21,7 @@ Fields (all required unless marked optional)::
                             "overlap": LR px of context each side (the generator's receptive
                             field radius), "divisor": H, W multiple the generator needs}
     signatures             {"serving_default": {"inputs": ["image"], "outputs": ["enhanced"]},
-                            "card": {"inputs": [], "outputs": ["card"]}}
+                            "card": {"inputs": ["batch"], "outputs": ["card"]}}
     training               {"pairs", "patches", "simulated", "dataset_hash", "steps", "preset",
                             ...optional extras, e.g. a fine-tune's calibration summary}
     evaluation             metric table (dict, may be empty)
@@ -52,7 +52,7 @@ WARMUP_PATH = "assets.extra/tf_serving_warmup_requests"
 NORMALISATION_METHOD = "per-image mean/std"
 SIGNATURES = {
     "serving_default": {"inputs": ["image"], "outputs": ["enhanced"]},
-    "card": {"inputs": [], "outputs": ["card"]},
+    "card": {"inputs": ["batch"], "outputs": ["card"]},
 }
 NAME_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 _SHA256 = re.compile(r"[0-9a-f]{64}")

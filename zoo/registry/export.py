@@ -15,7 +15,12 @@ Signatures (the contract clients discover through GetModelMetadata):
   ``enhanced`` float32 (N, scale*H, scale*W, 1). The function pads H, W up to the generator's
   divisor by mirroring (the U-Net of de Haan et al. 2019, Fig. 1a, halves the size four times)
   and crops the output back, so callers never see the divisor.
-- ``card``: no inputs -> ``card``, a scalar string with the card JSON.
+- ``card``: ``batch`` int32 (N,) (values ignored) -> ``card`` string (N,), the card JSON
+  in every element. Send ``batch=[0]`` and read ``card[0]``. The dummy batched input is what
+  lets TF Serving run it with ``--enable_batching``: its batching session wraps every
+  signature and refuses a Run() without an input tensor ("Batching Run() must have at least
+  one input tensor") or with a 0-d output ("Batched output tensor has 0 dimensions"); TF
+  Serving's REST API cannot call a signature without inputs either (tensorflow/serving#1676).
 """
 
 from __future__ import annotations
@@ -181,10 +186,13 @@ def export_generator(
         # and lookup tables itself, so attach it to the archive's trackable directly.
         archive._tf_trackable.card_asset = asset
 
-        def card_fn():
-            return {"card": tf.io.read_file(asset.asset_path)}
+        def card_fn(batch):
+            text = tf.io.read_file(asset.asset_path)
+            return {"card": tf.fill(tf.shape(batch)[:1], text)}
 
-        archive.add_endpoint("card", card_fn, input_signature=[])
+        archive.add_endpoint(
+            "card", card_fn, input_signature=[tf.TensorSpec((None,), tf.int32, name="batch")]
+        )
         archive.write_out(str(out), verbose=False)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -276,7 +284,7 @@ def check_signatures(saved_model_dir: str | Path) -> list[str]:
     expected = {
         "serving_default": ({"image": (types_pb2.DT_FLOAT, [-1, -1, -1, 1])},
                             {"enhanced": (types_pb2.DT_FLOAT, [-1, -1, -1, 1])}),
-        "card": ({}, {"card": (types_pb2.DT_STRING, [])}),
+        "card": ({"batch": (types_pb2.DT_INT32, [-1])}, {"card": (types_pb2.DT_STRING, [-1])}),
     }
     assert set(expected) == set(SIGNATURES)
     for key, (inputs, outputs) in expected.items():
