@@ -9,6 +9,7 @@ import pytest
 
 from tests.data.synthetic_pairs import make_pair
 from zoo.data.patches import load_manifest, read_shard
+from zoo.data.register import lanczos_upsample2x
 from zoo.data.sem_tiff import read_sem, write_sem
 
 
@@ -68,11 +69,16 @@ def test_prepare_writes_a_complete_data_set(prepared):
 
 
 def test_prepare_writes_registered_images_with_pixel_sizes(prepared):
-    _, data, _ = prepared
+    raw, data, _ = prepared
     reg = data / "registered"
+    pairs = {p["name"]: p for p in load_manifest(data)["pairs"]}
     for name in ("pair-000", "pair-001", "pair-002"):
         lr, native, hr = (read_sem(reg / sub / f"{name}.tif") for sub in ("lr", "lr-native", "hr"))
-        assert native.pixel_size_nm == pytest.approx(14.2)
+        x0, y0 = pairs[name]["crop_origin_lr"]
+        source = read_sem(raw / "lr" / f"{name}.tif").image
+        np.testing.assert_array_equal(native.image, source[y0:y0 + native.height, x0:x0 + native.width])
+        np.testing.assert_allclose(lr.image, lanczos_upsample2x(native.image), rtol=1e-6)
+        assert native.pixel_size_nm == pytest.approx(14.2) and native.image.dtype == np.uint16
         assert lr.pixel_size_nm == pytest.approx(7.1) and hr.pixel_size_nm == pytest.approx(7.1)
         assert lr.image.shape == hr.image.shape == (2 * native.height, 2 * native.width)
     assert sorted(p.name for p in reg.glob("overlay-*.png")) == ["overlay-pair-000.png", "overlay-pair-001.png"]

@@ -235,7 +235,7 @@ def prepare_dataset(
                 if progress:
                     progress(i + 1, len(pairs))
                 continue
-            _write_registered(tmp, name, reg, lr_path, hr_path)
+            _write_registered(tmp, name, reg, lr_path, hr_path, lr.image.dtype)
             if len(grids) < overlays:
                 write_overlay(tmp / "registered" / f"overlay-{name}.png", reg)
             cut = P.cut_patches(reg.lr_crop, reg.hr_registered, reg.valid_mask, patch_size=patch_size,
@@ -304,7 +304,8 @@ def prepare_dataset(
     return PrepareResult(out_dir=out_dir, manifest=manifest, failed=failed, warnings=warnings)
 
 
-def _write_registered(tmp: Path, name: str, reg: Registration, lr_path: Path, hr_path: Path) -> None:
+def _write_registered(tmp: Path, name: str, reg: Registration, lr_path: Path, hr_path: Path,
+                      lr_dtype: np.dtype) -> None:
     from zoo.data.sem_tiff import write_sem
 
     info = {"step": "semzoo prepare", "pair": name, "lr_source": str(lr_path), "hr_source": str(hr_path),
@@ -312,7 +313,9 @@ def _write_registered(tmp: Path, name: str, reg: Registration, lr_path: Path, hr
     base = tmp / "registered"
     write_sem(base / "lr" / f"{name}.tif", reg.lr_upsampled, reg.registered_pixel_size_nm,
               {**info, "content": "LR crop, Lanczos x2 onto the registered grid"})
-    write_sem(base / "lr-native" / f"{name}.tif", reg.lr_crop, reg.lr_pixel_size_nm,
+    # The native crop keeps the source's pixel type: it is what a user would feed to `enhance`.
+    native = reg.lr_crop.astype(lr_dtype) if lr_dtype in (np.uint8, np.uint16) else reg.lr_crop
+    write_sem(base / "lr-native" / f"{name}.tif", native, reg.lr_pixel_size_nm,
               {**info, "content": "native LR crop covering the HR field (network input)"})
     write_sem(base / "hr" / f"{name}.tif", reg.hr_registered, reg.registered_pixel_size_nm,
               {**info, "content": "HR resampled onto the registered grid (Lanczos-4); 0 = no HR data"})
