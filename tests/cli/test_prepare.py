@@ -249,3 +249,19 @@ def test_cli_defaults_are_the_library_defaults():
                                ("min_correlation", "min_correlation"),
                                ("min_patch_correlation", "min_patch_correlation"), ("seed", "seed")):
         assert cli_defaults[cli_name] == lib_defaults[lib_name], cli_name
+
+
+def test_prepare_refuses_mixed_magnifications_and_bad_options(tmp_path, cli):
+    raw = write_raw(tmp_path / "raw", n=2)
+    lr = read_sem(raw / "lr" / "pair-001.tif").image
+    hr = read_sem(raw / "hr" / "pair-001.tif").image
+    for side, image, nm in (("lr", lr, 28.4), ("hr", hr, 14.2)):
+        (raw / side / "pair-001.tif").unlink()
+        write_sem(raw / side / "pair-001.tif", image, nm)
+    result = cli("prepare", raw, "--out", tmp_path / "data", "--patch", 64)
+    assert result.exit_code == 2 and "one data set is one magnification" in result.output
+    for option, value, message in (("--val-fraction", 1.5, "--val-fraction"), ("--stride", 31, "even"),
+                                   ("--patch", 100, "multiple of 16")):
+        result = cli("prepare", raw, "--out", tmp_path / "data", option, value)
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]

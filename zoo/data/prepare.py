@@ -166,8 +166,6 @@ def _read_pair(lr_path: Path, hr_path: Path, lr_override, hr_override):
 
 
 def _split(names: list[str], val_fraction: float, seed: int) -> set[str]:
-    if not 0 <= val_fraction < 1:
-        raise UserError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     if len(names) < 2 or val_fraction == 0:
         return set()
     n_val = min(len(names) - 1, max(1, round(val_fraction * len(names))))
@@ -197,6 +195,8 @@ def prepare_dataset(
 
     raw, out_dir = Path(raw_dir), Path(out_dir)
     stride = P.check_patch_geometry(patch_size, stride)
+    if not 0 <= val_fraction < 1:
+        raise UserError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     _check_out_dir(out_dir, raw, overwrite)
     pairs, unmatched = match_pairs(raw)
     if not pairs:
