@@ -208,6 +208,8 @@ def prepare_dataset(
             truth = json.loads((raw / "truth.json").read_text())
         except ValueError as exc:
             raise UserError(f"{raw / 'truth.json'}: unreadable ({exc})") from None
+        if not isinstance(truth, dict) or not isinstance(truth.get("pairs", {}), dict):
+            raise UserError(f"{raw / 'truth.json'}: not a semzoo truth file (expected an object with 'pairs')")
         if sample_type and truth.get("sample") and sample_type != truth["sample"]:
             warnings.append(f"--sample-type {sample_type} overrides truth.json's {truth['sample']}")
     sample = sample_type or (truth or {}).get("sample")
