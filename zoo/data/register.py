@@ -29,7 +29,6 @@ import cv2
 import numpy as np
 
 from zoo.data.elastic import (
-    REGISTRATION_SIGMA,
     elastic_refine,
     measure_block_shifts,
     smooth_for_correlation,
@@ -179,7 +178,7 @@ class Registration:
     sampled from (affine + elastic displacement); ``affine`` is the 2x3 registered->HR affine
     alone. ``crop_origin`` is (x0, y0) of the LR crop in the full LR image, in LR pixels.
     Correlations are Pearson correlations of the LR-upsampled and HR images after a Gaussian
-    blur of ``REGISTRATION_SIGMA`` registered pixels, over ``valid_mask``.
+    blur of ``zoo.data.elastic.REGISTRATION_SIGMA`` (1.5) registered pixels, over ``valid_mask``.
     """
 
     name: str
