@@ -51,6 +51,13 @@ def fake_runs(monkeypatch, generator):
     return calls
 
 
+@pytest.fixture
+def quick_tiles(monkeypatch):
+    """Skip the receptive-field measurement (tested in tests/registry) where it is not the point."""
+    monkeypatch.setattr("zoo.registry.export.tile_geometry",
+                        lambda generator, **kwargs: {"size": 64, "overlap": 16, "divisor": 8})
+
+
 def make_run(tmp_path: Path, evaluation: dict | None = None, **config) -> Path:
     run = tmp_path / "run"
     run.mkdir()
@@ -80,7 +87,7 @@ def test_publish_builds_the_card_from_the_run(cli, tmp_path, fake_runs):
     assert card["tile"]["overlap"] >= 1 and card["tile"]["size"] % card["tile"]["divisor"] == 0
 
 
-def test_second_publish_is_the_next_version_and_sample_type_overrides(cli, tmp_path, fake_runs):
+def test_second_publish_is_the_next_version_and_sample_type_overrides(cli, tmp_path, fake_runs, quick_tiles):
     run = make_run(tmp_path)
     zoo_root = tmp_path / "models"
     assert cli("publish", run, "--name", "m", "--zoo", zoo_root).exit_code == 0
@@ -90,6 +97,7 @@ def test_second_publish_is_the_next_version_and_sample_type_overrides(cli, tmp_p
     assert zoo.versions("m") == [1, 2] and zoo.labels("m") == {}
     assert zoo.card("m", 2)["sample_type"] == "hydrogel"
     assert zoo.card("m", 1)["evaluation"] == {}  # no evaluation.json: an empty table
+    assert zoo.card("m", 1)["tile"] == {"size": 64, "overlap": 16, "divisor": 8}
 
 
 @pytest.mark.parametrize(
@@ -116,7 +124,7 @@ def test_missing_run_and_bad_manifest_are_user_errors(cli, tmp_path, fake_runs, 
     assert Zoo(tmp_path / "models").models() == []
 
 
-def test_publish_run_library_call(tmp_path, fake_runs):
+def test_publish_run_library_call(tmp_path, fake_runs, quick_tiles):
     from zoo.registry import publish_run
 
     run = make_run(tmp_path)

@@ -19,7 +19,10 @@ Fields (all required unless marked optional)::
                            normalised by its own mean and standard deviation)
     tile                   {"size": LR tile edge (px, a multiple of divisor),
                             "overlap": LR px of context each side (the generator's receptive
-                            field radius), "divisor": H, W multiple the generator needs}
+                            field radius, rounded up to a multiple of divisor),
+                            "divisor": H, W multiple the generator needs}. Tiles that start
+                           at multiples of divisor and overlap by >= overlap reproduce the
+                           untiled output exactly away from the image border.
     signatures             {"serving_default": {"inputs": ["image"], "outputs": ["enhanced"]},
                             "card": {"inputs": ["batch"], "outputs": ["card"]}}
     training               {"pairs", "patches", "simulated", "dataset_hash", "steps", "preset",

@@ -76,7 +76,7 @@ def receptive_field_radius(generator, *, divisor: int, max_probe: int = 1024, se
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
-    probe = max(64, 8 * divisor)
+    probe = max(128, 8 * divisor)
     probe += -probe % divisor
     while probe <= max_probe:
         x = tf.constant(rng.standard_normal((1, probe, probe, 1)).astype(np.float32))
@@ -104,12 +104,16 @@ def receptive_field_radius(generator, *, divisor: int, max_probe: int = 1024, se
 def tile_geometry(generator, *, divisor: int | None = None, min_tile: int = DEFAULT_MIN_TILE) -> dict:
     """The card's ``tile`` entry: divisor, receptive-field overlap and a tile size.
 
-    The tile is the smallest multiple of the divisor that is >= ``min_tile`` and >= 4 x the
-    overlap, so at least half of every tile's edge is useful output.
+    The overlap is the measured receptive-field radius rounded up to a multiple of the
+    divisor, so that with a tile size that is a multiple of the divisor the tile stride
+    (size - 2 x overlap) is one too: tiles then start on the U-Net's pooling grid and
+    reproduce the untiled output exactly. The tile is the smallest multiple of the divisor
+    that is >= ``min_tile`` and >= 4 x the overlap (at least half of each edge is useful).
     """
     divisor = divisor or generator_divisor(generator)
-    overlap = receptive_field_radius(generator, divisor=divisor)
-    size = max(min_tile, 4 * overlap + divisor)
+    radius = receptive_field_radius(generator, divisor=divisor)
+    overlap = divisor * math.ceil(radius / divisor)
+    size = max(min_tile, 4 * overlap, divisor)
     size += -size % divisor
     return {"size": int(size), "overlap": int(overlap), "divisor": int(divisor)}
 
