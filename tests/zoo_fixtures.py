@@ -52,6 +52,16 @@ def standin_generator(seed: int = 0, divisor: int = 8):
     return model
 
 
+def _divisor(generator) -> int | None:
+    if getattr(generator, "divisor", None):
+        return generator.divisor
+    try:
+        from zoo.nets.generator import DIVISOR
+    except ImportError:
+        return None  # tile_geometry probes it
+    return DIVISOR
+
+
 def tiny_card(
     generator,
     name: str = "tiny",
@@ -70,7 +80,7 @@ def tiny_card(
         sample_type=sample_type,
         input_pixel_size_nm=input_pixel_size_nm,
         scale=2,
-        tile=tile_geometry(generator, min_tile=min_tile),
+        tile=tile_geometry(generator, divisor=_divisor(generator), min_tile=min_tile),
         training=dict(TINY_TRAINING),
         evaluation=evaluation,
         parent=parent,

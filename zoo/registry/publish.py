@@ -140,11 +140,13 @@ def publish_run(
         from zoo.cli.options import default_zoo
 
         zoo_root = default_zoo()
+    from zoo.nets.generator import DIVISOR
+
     run = load_run(run_dir)
     card = card_from_run(
         run,
         name=name,
-        tile=tile_geometry(run.generator),
+        tile=tile_geometry(run.generator, divisor=DIVISOR),
         sample_type=sample_type,
         evaluation=read_evaluation(run_dir),
     )
