@@ -19,6 +19,14 @@ from zoo.registry.store import Zoo, file_hashes
 REPO = Path(__file__).resolve().parents[2]
 
 
+def copy_files(source: Path, out: Path) -> None:
+    """Copy file contents only (no permission bits), like an exporter writing fresh files."""
+    for path in source.rglob("*"):
+        if path.is_file():
+            (out / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out / path.relative_to(source))
+
+
 def leftovers(model_dir: Path) -> list[str]:
     return sorted(p.name for p in model_dir.iterdir() if p.name.startswith(".tmp-"))
 
@@ -237,3 +245,15 @@ def test_concurrent_publishes_get_distinct_numbers(tiny_zoo):
     assert zoo.versions("tiny") == [1, 2, 3, 4, 5, 6]
     assert all(zoo.verify("tiny", v) == [] for v in numbers)
     assert leftovers(tiny_zoo / "tiny") == []
+
+
+def test_published_files_are_readable_by_other_users(tmp_path, tiny_export):
+    """mkdtemp/mkstemp make 0700/0600: a TF Serving running as another user could not read."""
+    zoo = Zoo(tmp_path / "models")
+    old = os.umask(0o022)
+    try:
+        zoo.publish_version("m", lambda out: copy_files(tiny_export, out), label="stable")
+    finally:
+        os.umask(old)
+    assert (zoo.version_dir("m", 1).stat().st_mode & 0o777) == 0o755
+    assert ((tmp_path / "models" / "m" / "labels.json").stat().st_mode & 0o777) == 0o644

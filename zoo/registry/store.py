@@ -5,11 +5,11 @@ The layout is TF Serving's model base path, so ``models/`` is mounted as ``/mode
     models/<name>/<version>/            a complete SavedModel + card (integer directory name)
     models/<name>/labels.json           {"stable": 3, "canary": 4}
     models/<name>/.tmp-<host>-<pid>-*   a publish in progress (ignored; cleaned when stale)
-    models/<name>/.lock                 serialises version numbering and label updates
 
 A version directory is complete or absent: ``publish_version`` builds it in a hidden directory
 beside the final one, writes the card with the sha256 of every file, fsyncs every file and
-directory, and renames it into place in one step. TF Serving polls the base path and would
+directory, and renames it into place in one step (numbering and labels are serialised by an
+flock on the model directory). TF Serving polls the base path and would
 load a half-copied directory (tensorflow/serving#1086); hidden directories are not integers,
 so TF Serving never looks at them.
 
@@ -47,7 +47,6 @@ from zoo.registry.card import (
 
 DEFAULT_LABEL = "stable"
 LABELS_FILE = "labels.json"
-LOCK_FILE = ".lock"
 TMP_PREFIX = ".tmp-"
 STALE_AFTER_S = 24 * 3600
 RESERVED_LABELS = {"latest"}
@@ -101,10 +100,27 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(directory: bool = False) -> int:
+    """The mode a plain open()/mkdir() would give; mkstemp/mkdtemp use 0600/0700, which
+    would hide labels, configs and versions from a TF Serving running as another user."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temp file + fsync + rename: readers see old or new."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = default_mode()
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -119,18 +135,22 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 @contextlib.contextmanager
 def _locked(model_dir: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``model_dir/.lock`` (no-op where fcntl is missing)."""
+    """An exclusive advisory lock on the model directory itself (no-op without fcntl).
+
+    Locking the directory (not a lock file in it) leaves nothing behind for git, Docker or
+    TF Serving to trip over.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         yield
         return
-    with open(model_dir / LOCK_FILE, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    fd = os.open(model_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _is_version_name(name: str) -> bool:
@@ -388,6 +408,7 @@ class Zoo:
             if problems:
                 raise UserError(f"refusing to publish {name}: " + "; ".join(problems))
             step(2, 4)
+            os.chmod(tmp, default_mode(directory=True))
             fsync_tree(tmp)
             step(3, 4)
             with _locked(mdir):
