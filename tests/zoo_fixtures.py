@@ -5,8 +5,10 @@
 
 Exporting takes about a second (plus TensorFlow's import); build one zoo per module or
 session with a scoped fixture and copy it (``shutil.copytree``) when a test modifies it.
-The generator is the real ``tiny`` preset when zoo.nets provides it, else a stand-in with the
-same contract ((N,H,W,1) -> (N,2H,2W,1)); both are seeded, so outputs are reproducible.
+The generator is the real ``tiny`` preset (its receptive field gives 256 px tiles with 64 px
+overlap), or with ``generator="standin"`` a nearest-x2 + 3x3-conv model with the same contract
+((N,H,W,1) -> (N,2H,2W,1)) whose tiles are 32 px with 8 px overlap, handy for tiling tests on
+small images. ``tile={...}`` overrides the card's tile geometry. Both generators are seeded.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ TINY_TRAINING = {
 }
 
 
-def tiny_generator(seed: int = 0):
-    """The ``tiny`` preset generator (untrained, seeded), or a stand-in before zoo.nets lands."""
+def tiny_generator(seed: int = 0, kind: str = "tiny"):
+    """The ``tiny`` preset generator (untrained, seeded), or the stand-in (``kind="standin"``,
+    also used where zoo.nets is missing)."""
     import keras
 
+    if kind == "standin":
+        return standin_generator(seed)
     keras.utils.set_random_seed(seed)
     try:
         from zoo.nets.generator import build_generator
@@ -69,6 +74,7 @@ def tiny_card(
     sample_type: str | None = "gold-on-carbon",
     input_pixel_size_nm: float = 14.2,
     min_tile: int = 32,
+    tile: Mapping[str, int] | None = None,
     evaluation: Mapping[str, Any] | None = None,
     parent: str | None = None,
 ) -> dict:
@@ -80,18 +86,20 @@ def tiny_card(
         sample_type=sample_type,
         input_pixel_size_nm=input_pixel_size_nm,
         scale=2,
-        tile=tile_geometry(generator, divisor=_divisor(generator), min_tile=min_tile),
+        tile=tile or tile_geometry(generator, divisor=_divisor(generator), min_tile=min_tile),
         training=dict(TINY_TRAINING),
         evaluation=evaluation,
         parent=parent,
     )
 
 
-def export_tiny(out_dir: str | Path, name: str = "tiny", *, seed: int = 0, **card_kwargs) -> Path:
-    """Export a tiny generator + card into ``out_dir`` (not yet published)."""
+def export_tiny(
+    out_dir: str | Path, name: str = "tiny", *, seed: int = 0, generator: str = "tiny", **card_kwargs
+) -> Path:
+    """Export a tiny (or ``generator="standin"``) generator + card into ``out_dir``."""
     from zoo.registry.export import export_generator
 
-    generator = tiny_generator(seed)
+    generator = tiny_generator(seed, generator)
     return export_generator(generator, tiny_card(generator, name, **card_kwargs), out_dir)
 
 
@@ -102,12 +110,15 @@ def make_tiny_zoo(
     versions: int = 1,
     labels: Mapping[str, int] | None = None,
     seeds: Sequence[int] | None = None,
+    generator: str = "tiny",
     **card_kwargs,
 ) -> Path:
     """A zoo at ``root`` with ``versions`` published versions of ``name``; returns ``root``.
 
     ``labels`` default to ``{"stable": 1}``. With ``seeds`` each version gets its own weights
-    (one export per seed); otherwise all versions are copies of one export.
+    (one export per seed); otherwise all versions are copies of one export. ``generator`` is
+    "tiny" or "standin"; other keywords go to :func:`tiny_card` (``tile``, ``evaluation``,
+    ``sample_type``, ``input_pixel_size_nm``, ``parent``, ``min_tile``).
     """
     from zoo.registry.store import Zoo
 
@@ -116,7 +127,9 @@ def make_tiny_zoo(
     try:
         exports = []
         for i, seed in enumerate(seeds or [0]):
-            exports.append(export_tiny(staging / f"export-{i}", name, seed=seed, **card_kwargs))
+            exports.append(
+                export_tiny(staging / f"export-{i}", name, seed=seed, generator=generator, **card_kwargs)
+            )
         for v in range(versions):
             zoo.publish_version(name, exports[v % len(exports)])
     finally:

@@ -44,8 +44,10 @@ def fake_runs(monkeypatch, generator):
     def load_run(run_dir):
         calls.append(Path(run_dir))
         config = json.loads((Path(run_dir) / "config.json").read_text())
+        finished = not (Path(run_dir) / "UNFINISHED").exists()
         return types.SimpleNamespace(generator=generator, config=config, manifest=dict(MANIFEST),
-                                     history={"steps_done": 1200})
+                                     history={"step": [600, 1200], "steps_done": 1200},
+                                     path=Path(run_dir), finished=finished)
 
     monkeypatch.setattr(train_module, "load_run", load_run, raising=False)
     return calls
@@ -61,7 +63,10 @@ def quick_tiles(monkeypatch):
 def make_run(tmp_path: Path, evaluation: dict | None = None, **config) -> Path:
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"preset": "tiny", "steps": 2000, **config}))
+    run_config = {"format": "semzoo-run/1", "preset": "tiny", "sample_type": "gold-on-carbon",
+                  "seed": 3, "steps": 2000, "scale": 2,
+                  "generator": {"divisor": 8, "parameters": 22713}, **config}
+    (run / "config.json").write_text(json.dumps(run_config))
     if evaluation is not None:
         (run / "evaluation.json").write_text(json.dumps(evaluation))
     return run
@@ -80,8 +85,8 @@ def test_publish_builds_the_card_from_the_run(cli, tmp_path, fake_runs):
     card = read_card(zoo.version_dir("gold-on-carbon", 1))
     assert card["sample_type"] == "gold-on-carbon"
     assert card["input_pixel_size_nm"] == 14.2 and card["output_pixel_size_nm"] == pytest.approx(7.1)
-    assert card["training"] == {"pairs": 5, "patches": 360, "simulated": True,
-                                "dataset_hash": "3f2a9c", "steps": 1200, "preset": "tiny"}
+    assert card["training"] == {"pairs": 5, "patches": 360, "simulated": True, "dataset_hash": "3f2a9c",
+                                "steps": 1200, "preset": "tiny", "seed": 3, "parameters": 22713}
     assert card["evaluation"] == {"output": {"psnr": 26.0}}
     assert card["parent"] is None
     assert card["tile"]["overlap"] >= 1 and card["tile"]["size"] % card["tile"]["divisor"] == 0
@@ -130,3 +135,15 @@ def test_publish_run_library_call(tmp_path, fake_runs, quick_tiles):
     run = make_run(tmp_path)
     assert publish_run(run, "lib", tmp_path / "models", label="canary") == ("lib", 1)
     assert Zoo(tmp_path / "models").resolve("lib@canary") == ("lib", 1)
+
+
+def test_unfinished_run_needs_the_flag(cli, tmp_path, fake_runs, quick_tiles):
+    run = make_run(tmp_path)
+    (run / "UNFINISHED").touch()
+    result = cli("publish", run, "--name", "m", "--zoo", tmp_path / "models")
+    assert result.exit_code == 2
+    assert "is unfinished (stopped at step 1200 of 2000)" in result.output
+    assert Zoo(tmp_path / "models").models() == []
+    result = cli("publish", run, "--name", "m", "--zoo", tmp_path / "models", "--unfinished")
+    assert result.exit_code == 0, result.output
+    assert Zoo(tmp_path / "models").versions("m") == [1]

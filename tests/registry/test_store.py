@@ -257,3 +257,13 @@ def test_published_files_are_readable_by_other_users(tmp_path, tiny_export):
         os.umask(old)
     assert (zoo.version_dir("m", 1).stat().st_mode & 0o777) == 0o755
     assert ((tmp_path / "models" / "m" / "labels.json").stat().st_mode & 0o777) == 0o644
+
+
+def test_make_tiny_zoo_standin_and_tile_override(tmp_path):
+    from tests.zoo_fixtures import make_tiny_zoo
+
+    zoo = Zoo(make_tiny_zoo(tmp_path / "a", generator="standin"))
+    assert zoo.card("tiny")["tile"] == {"size": 32, "overlap": 8, "divisor": 8}
+    tile = {"size": 48, "overlap": 16, "divisor": 8}
+    zoo = Zoo(make_tiny_zoo(tmp_path / "b", generator="standin", tile=tile))
+    assert zoo.card("tiny")["tile"] == tile and zoo.verify("tiny", 1) == []

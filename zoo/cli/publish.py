@@ -21,6 +21,9 @@ def publish(
         Optional[str],
         typer.Option("--sample-type", help="Sample type for the card (default: the run's)."),
     ] = None,
+    unfinished: Annotated[
+        bool, typer.Option("--unfinished", help="Publish an interrupted run's last checkpoint.")
+    ] = False,
 ) -> None:
     """Publish a training run's generator as the next version of a zoo model."""
     from zoo.registry.publish import publish_run
@@ -29,7 +32,7 @@ def publish(
     root = zoo_dir or default_zoo()
     with progress_bar(f"publishing {name}", total=4) as update:
         name, version = publish_run(
-            run, name, root, label, sample_type=sample_type, progress=update
+            run, name, root, label, sample_type=sample_type, allow_unfinished=unfinished, progress=update
         )
     card = Zoo(root).card(name, version)
     tile = card["tile"]

@@ -63,6 +63,11 @@ def card_from_run(
         "steps": _training_steps(config, history),
         "preset": config.get("preset"),
     }
+    # Extras a reader of the card may want; absent keys are simply not recorded.
+    generator_info = config.get("generator") if isinstance(config.get("generator"), Mapping) else {}
+    for key, value in (("seed", config.get("seed")), ("parameters", generator_info.get("parameters"))):
+        if value is not None:
+            training[key] = value
     return new_card(
         name=name,
         sample_type=sample_type or config.get("sample_type") or manifest.get("sample_type"),
@@ -118,13 +123,15 @@ def publish_run(
     label: str | None = None,
     *,
     sample_type: str | None = None,
+    allow_unfinished: bool = False,
     progress: ProgressCallback | None = None,
 ) -> tuple[str, int]:
     """Publish the generator of training run ``run_dir`` as a new version of ``name``.
 
     The card comes from the run's config.json and data manifest (pixel sizes, training
     summary) and RUN/evaluation.json (when present); the tile overlap is the generator's
-    measured receptive field. Returns ``(name, version)``.
+    measured receptive field. An unfinished run (interrupted: no generator.keras yet) is
+    refused unless ``allow_unfinished``. Returns ``(name, version)``.
     """
     from zoo.registry.export import tile_geometry
     from zoo.registry.store import check_label
@@ -143,10 +150,18 @@ def publish_run(
     from zoo.nets.generator import DIVISOR
 
     run = load_run(run_dir)
+    if not getattr(run, "finished", True) and not allow_unfinished:
+        done = _training_steps(run.config or {}, run.history or {})
+        raise UserError(
+            f"{run_dir} is unfinished (stopped at step {done} of {(run.config or {}).get('steps')}): "
+            "resume it with `semzoo train --resume`, or publish its last checkpoint with --unfinished"
+        )
+    generator_info = (run.config or {}).get("generator") or {}
+    divisor = int(generator_info.get("divisor") or DIVISOR)
     card = card_from_run(
         run,
         name=name,
-        tile=tile_geometry(run.generator, divisor=DIVISOR),
+        tile=tile_geometry(run.generator, divisor=divisor),
         sample_type=sample_type,
         evaluation=read_evaluation(run_dir),
     )
