@@ -1,0 +1,397 @@
+"""A training run: SRGAN on prepared patches, with checkpoints, resume, validation and logs.
+
+de Haan et al., Sci. Rep. 9, 12050 (2019), Methods: Adam, 48,000 generator iterations (the
+``paper`` preset), the discriminator updated every fourth iteration (see :mod:`zoo.nets.gan`).
+
+The loop drives Keras' own compiled train function (``SRGAN.make_train_function``) over a
+``tf.data`` iterator that this module owns, rather than calling ``fit``: the iterator's position
+goes into the checkpoint with the networks, the EMA weights, both optimizers and the step
+counter, so ``resume=True`` continues exactly where an uninterrupted run would be. An "epoch"
+here is ``validate_every`` generator steps; Keras callbacks (TensorBoard) see the usual
+on_epoch/on_batch events; TensorBoard event files come from
+:class:`zoo.training.callbacks.ScalarLogger`. The run directory layout is in :mod:`zoo.training.rundir`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+from zoo.errors import UserError
+from zoo.training.rundir import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    GENERATOR_FILE,
+    HISTORY_FILE,
+    LOG_DIR,
+    MANIFEST_FILE,
+    RUN_FORMAT,
+    Run,
+    latest_checkpoint,
+    load_run,
+    read_json,
+    write_json,
+)
+
+__all__ = [
+    "Run",
+    "TrainingData",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "build_srgan",
+    "load_run",
+    "patch_data",
+    "restore_generator",
+    "train",
+]
+
+ProgressCallback = Callable[[int, int], None]
+SCALE = 2
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: a checkpoint of the last finished step was saved first."""
+
+    def __init__(self, step: int, run_dir: Path):
+        super().__init__(f"training interrupted at step {step}; checkpoint saved in {run_dir}")
+        self.step = step
+        self.run_dir = run_dir
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or infinite; the run's last good checkpoint is kept."""
+
+
+@dataclass
+class TrainingData:
+    """Where a run's patches come from (injectable: tests pass a synthetic one).
+
+    ``train(batch_size, seed)`` returns an endless, seeded ``tf.data.Dataset`` of ``(lr, hr)``
+    batches; ``val(batch_size)`` a finite one (or None: no validation); ``manifest`` is the data
+    set's manifest (:func:`zoo.data.patches.load_manifest` schema).
+    """
+
+    manifest: dict
+    train: Callable[[int, int], Any]
+    val: Optional[Callable[[int], Any]]
+    source: str
+
+
+def patch_data(data_dir: str | os.PathLike) -> TrainingData:
+    """The patches written by ``semzoo prepare`` in ``data_dir``."""
+    from zoo.data import patches
+
+    data_dir = Path(data_dir)
+    manifest = patches.load_manifest(data_dir)
+    has_val = any(p.get("split") == "val" and p.get("patches_kept", 0) > 0 for p in manifest["pairs"])
+
+    def train_ds(batch_size: int, seed: int):
+        return patches.training_dataset(data_dir, split="train", batch_size=batch_size, seed=seed)
+
+    def val_ds(batch_size: int):
+        return patches.training_dataset(data_dir, split="val", batch_size=batch_size,
+                                        augment=False, shuffle=False, repeat=False)
+
+    return TrainingData(manifest, train_ds, val_ds if has_val else None, str(data_dir.resolve()))
+
+
+def _manifest_summary(manifest: Mapping[str, Any]) -> dict:
+    pairs = manifest.get("pairs") or []
+    return {
+        "sample_type": manifest.get("sample_type"),
+        "lr_pixel_size_nm": manifest.get("lr_pixel_size_nm"),
+        "hr_pixel_size_nm": manifest.get("hr_pixel_size_nm"),
+        "scale": manifest.get("scale", SCALE),
+        "patch_size": manifest.get("patch_size"),
+        "patches": manifest.get("patches"),
+        "pairs": {split: sorted(p.get("name", "?") for p in pairs if p.get("split") == split)
+                  for split in ("train", "val")},
+        "dataset_hash": manifest.get("dataset_hash"),
+        "simulated": manifest.get("simulated"),
+    }
+
+
+def build_srgan(config, *, seed: int = 0):
+    """Generator, discriminator and SRGAN for a TrainingConfig, compiled with the paper's Adam."""
+    import keras
+
+    from zoo.nets.discriminator import build_discriminator
+    from zoo.nets.gan import SRGAN
+    from zoo.nets.generator import build_generator
+
+    def adam(rate):
+        return keras.optimizers.Adam(rate, beta_1=config.adam_beta_1, beta_2=config.adam_beta_2)
+
+    model = SRGAN(build_generator(config), build_discriminator(config), alpha=config.alpha,
+                  beta=config.beta, d_every=config.d_every, ema_decay=config.ema_decay, seed=seed)
+    model.build((None, None, None, 1))
+    model.compile(g_optimizer=adam(config.g_learning_rate), d_optimizer=adam(config.d_learning_rate))
+    return model
+
+
+def _checkpoint(model, iterator=None):
+    import tensorflow as tf
+
+    objects = {"model": model, "g_optimizer": model.g_optimizer, "d_optimizer": model.d_optimizer}
+    if iterator is not None:
+        objects["data_iterator"] = iterator
+    return tf.train.Checkpoint(**objects)
+
+
+def restore_generator(run_config: Mapping[str, Any], checkpoint: str):
+    """The float32 EMA generator saved in ``checkpoint`` of a run with config.json ``run_config``."""
+    from zoo.nets.presets import TrainingConfig
+
+    model = build_srgan(TrainingConfig.from_dict(run_config["training"]))
+    _checkpoint(model).restore(checkpoint).expect_partial()
+    return model.averaged_generator()
+
+
+def _finite(logs: Mapping[str, float]) -> bool:
+    return all(math.isfinite(v) for v in logs.values())
+
+
+def _resolve_config(run_dir: Path, resume: bool, preset: str, steps: int | None,
+                    overrides: Mapping[str, Any] | None, manifest: Mapping[str, Any]):
+    from zoo.nets.presets import TrainingConfig, get_preset
+
+    if resume:
+        stored = read_json(run_dir / CONFIG_FILE)
+        config = TrainingConfig.from_dict(stored["training"])
+    else:
+        config = get_preset(preset)
+    changes = dict(overrides or {})
+    if steps is not None:
+        changes["steps"] = int(steps)
+    if manifest.get("patch_size"):
+        changes.setdefault("patch_size", int(manifest["patch_size"]))
+    return config.replace(**changes) if changes else config
+
+
+def _check_run_dir(run_dir: Path, resume: bool) -> None:
+    if resume:
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise UserError(f"{run_dir}: nothing to resume (no {CONFIG_FILE}); start a run without --resume")
+        if latest_checkpoint(run_dir) is None:
+            raise UserError(f"{run_dir}: nothing to resume (no checkpoint in {CHECKPOINT_DIR}/)")
+    elif run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise UserError(f"{run_dir} already exists; pass --resume to continue it or choose a new --out")
+
+
+def train(
+    data_dir: str | os.PathLike | None,
+    out_dir: str | os.PathLike,
+    *,
+    sample_type: str | None,
+    preset: str = "small",
+    steps: int | None = None,
+    resume: bool = False,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    data: TrainingData | None = None,
+    callbacks: list | None = None,
+) -> Run:
+    """Train the SRGAN (paper Eqs. 1-4) on prepared patches; write the run directory ``out_dir``.
+
+    Parameters
+    ----------
+    data_dir : path
+        Output of ``semzoo prepare`` (manifest.json + shards); ignored when ``data`` is given.
+    out_dir : path
+        The run directory; must not exist (or be empty) unless ``resume``.
+    sample_type : str or None
+        Recorded in config.json; must match the data set's sample_type when it has one.
+    preset : "paper" | "small" | "tiny"
+        Hyperparameters (:mod:`zoo.nets.presets`); on resume the run's own config is used.
+    steps : int, optional
+        Total generator steps (overrides the preset; on resume, may extend the run).
+    resume : bool
+        Continue from the latest checkpoint: networks, EMA, optimizers, step counter and data
+        iterator position are restored, so the result equals an uninterrupted run.
+    seed : int
+        Seeds weight initialisation, data shuffling/augmentation and the SRGAN's noise.
+    progress : callable(done, total), optional
+    overrides : mapping, optional
+        TrainingConfig fields to change (e.g. learning rates).
+    data : TrainingData, optional
+        Use these patches instead of ``data_dir``'s.
+    callbacks : list of keras.callbacks.Callback, optional
+        Extra callbacks; ``on_train_batch_end(step, logs)`` gets the 1-based step count.
+
+    Returns
+    -------
+    Run
+        With the final EMA generator (also saved as RUN/generator.keras).
+
+    Raises
+    ------
+    UserError
+        Bad input (no data, existing run without ``resume``, nothing to resume, ...).
+    TrainingDiverged
+        A loss became NaN/inf; the last good checkpoint is kept for ``resume``.
+    TrainingInterrupted
+        Ctrl-C; a checkpoint of the last finished step was saved first.
+    """
+    run_dir = Path(out_dir)
+    _check_run_dir(run_dir, resume)
+    if data is None:
+        if data_dir is None:
+            raise UserError("no training data: give a data directory made by `semzoo prepare`")
+        data = patch_data(data_dir)
+    manifest = dict(data.manifest)
+    data_type = manifest.get("sample_type")
+    if sample_type and data_type and sample_type != data_type:
+        raise UserError(f"--sample-type {sample_type} does not match the data set's sample type {data_type}")
+    sample_type = sample_type or data_type
+    if resume:
+        stored = read_json(run_dir / CONFIG_FILE)
+        if stored.get("data", {}).get("dataset_hash") != manifest.get("dataset_hash"):
+            raise UserError(f"{run_dir} was trained on a different data set (dataset_hash differs)")
+        seed = int(stored.get("seed", seed))
+    config = _resolve_config(run_dir, resume, preset, steps, overrides, manifest)
+
+    import keras
+
+    previous_policy = keras.mixed_precision.global_policy()
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy(config.mixed_precision)
+    try:
+        return _run(data, config, run_dir, resume, seed, sample_type, manifest, progress,
+                    callbacks or [])
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, callbacks) -> Run:
+    import keras
+    import tensorflow as tf
+
+    from zoo.nets.generator import DIVISOR, receptive_field_radius_lr, recommended_tile_overlap
+
+    keras.utils.set_random_seed(seed)
+    model = build_srgan(config, seed=seed)
+    train_iterator = iter(data.train(config.batch_size, seed))
+    val_dataset = data.val(config.batch_size) if data.val is not None else None
+
+    if not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / MANIFEST_FILE, manifest)
+        history: dict = {}
+    else:
+        history_path = run_dir / HISTORY_FILE
+        history = read_json(history_path) if history_path.is_file() else {}
+    run_config = {
+        "format": RUN_FORMAT,
+        "preset": config.name,
+        "sample_type": sample_type,
+        "seed": seed,
+        "steps": config.steps,
+        "scale": SCALE,
+        "training": config.to_dict(),
+        "data": {"source": data.source, **_manifest_summary(manifest)},
+        "generator": {
+            "divisor": DIVISOR,
+            "parameters": int(model.generator.count_params()),
+            "receptive_field_radius_lr": receptive_field_radius_lr(config),
+            "recommended_tile_overlap_lr": recommended_tile_overlap(config),
+        },
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
+                     "semzoo": __import__("zoo").__version__},
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json(run_dir / CONFIG_FILE, run_config)
+
+    checkpoint = _checkpoint(model, train_iterator)
+    manager = tf.train.CheckpointManager(checkpoint, str(run_dir / CHECKPOINT_DIR),
+                                         max_to_keep=config.keep_checkpoints)
+    if resume:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        # Learning rates may have been overridden for the continuation (e.g. after a NaN stop).
+        model.g_optimizer.learning_rate.assign(config.g_learning_rate)
+        model.d_optimizer.learning_rate.assign(config.d_learning_rate)
+
+    return _loop(model, config, run_dir, manager, train_iterator, val_dataset, history,
+                 run_config, manifest, progress, callbacks)
+
+
+def _validate(model, val_dataset, config) -> dict:
+    if val_dataset is None:
+        return {}
+    steps = config.validation_steps
+    size = int(val_dataset.cardinality())
+    if 0 <= size < steps:  # a small validation split: all of it, without Keras' out-of-data warning
+        steps = None
+    logs = model.evaluate(val_dataset, steps=steps, verbose=0, return_dict=True)
+    return {f"val_{k}": float(v) for k, v in logs.items()}
+
+
+def _loop(model, config, run_dir, manager, iterator, val_dataset, history, run_config, manifest,
+          progress, extra_callbacks) -> Run:
+    import keras
+
+    step = int(model.step_counter.numpy())
+    total = int(config.steps)
+    from zoo.training.callbacks import ScalarLogger
+
+    tensorboard = ScalarLogger(run_dir / LOG_DIR, every=config.log_every)
+    callbacks = keras.callbacks.CallbackList([tensorboard, *extra_callbacks], model=model,
+                                             add_history=False, add_progbar=False)
+    model.make_train_function()
+    callbacks.on_train_begin()
+    if progress:
+        progress(step, total)
+    last_saved = step  # a resumed run starts at its checkpoint; a new one has nothing to save
+    logs: dict = {}
+    try:
+        while step < total:
+            epoch = step // config.validate_every
+            if step % config.validate_every == 0:
+                model.reset_metrics()
+                callbacks.on_epoch_begin(epoch)
+            callbacks.on_train_batch_begin(step)
+            logs = {k: float(v) for k, v in model.train_function(iterator).items()}
+            if not _finite(logs):
+                bad = ", ".join(k for k, v in logs.items() if not math.isfinite(v))
+                write_json(run_dir / HISTORY_FILE, history)
+                kept = manager.latest_checkpoint
+                where = f"the last good checkpoint ({Path(kept).name}) is kept" if kept else "no checkpoint was saved yet"
+                raise TrainingDiverged(
+                    f"training diverged at step {step + 1}: {bad} became NaN/inf; {where} in "
+                    f"{run_dir / CHECKPOINT_DIR}; lower the learning rates and resume")
+            step += 1
+            callbacks.on_train_batch_end(step, logs)
+            if step % config.checkpoint_every == 0:
+                manager.save(checkpoint_number=step)
+                last_saved = step
+            if step % config.validate_every == 0 or step == total:
+                epoch_logs = {**logs, **_validate(model, val_dataset, config)}
+                callbacks.on_epoch_end(epoch, epoch_logs)
+                history.setdefault("step", []).append(step)
+                for key, value in epoch_logs.items():
+                    history.setdefault(key, []).append(value)
+                history["steps_done"] = step
+                write_json(run_dir / HISTORY_FILE, history)
+            if progress:
+                progress(step, total)
+    except KeyboardInterrupt:
+        if step != last_saved:
+            manager.save(checkpoint_number=step)
+        write_json(run_dir / HISTORY_FILE, history)
+        raise TrainingInterrupted(step, run_dir) from None
+    if step != last_saved:
+        manager.save(checkpoint_number=step)
+    callbacks.on_train_end(logs)
+
+    generator = model.averaged_generator()
+    tmp = run_dir / f".{GENERATOR_FILE}.tmp.keras"
+    generator.save(tmp)
+    os.replace(tmp, run_dir / GENERATOR_FILE)
+    history["steps_done"] = step
+    write_json(run_dir / HISTORY_FILE, history)
+    return Run(generator, run_config, manifest, history, run_dir, finished=True)
+
