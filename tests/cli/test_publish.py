@@ -147,3 +147,20 @@ def test_unfinished_run_needs_the_flag(cli, tmp_path, fake_runs, quick_tiles):
     result = cli("publish", run, "--name", "m", "--zoo", tmp_path / "models", "--unfinished")
     assert result.exit_code == 0, result.output
     assert Zoo(tmp_path / "models").versions("m") == [1]
+
+
+def test_evaluation_from_semzoo_evaluate_results(cli, tmp_path, fake_runs, quick_tiles):
+    run = make_run(tmp_path, evaluation={"ignored": 1})
+    results = tmp_path / "report" / "results.json"
+    results.parent.mkdir()
+    aggregate = {"input": {"psnr_db": 24.1, "undetected_gaps_percent": 13.9, "gap_size_error_nm": 3.8},
+                 "output": {"psnr_db": 26.3, "undetected_gaps_percent": 3.7, "gap_size_error_nm": 2.1}}
+    results.write_text(json.dumps({"pairs": 4, "aggregate": aggregate, "per_pair": [{"big": 1}]}))
+    result = cli("publish", run, "--name", "m", "--zoo", tmp_path / "models", "--evaluation", results)
+    assert result.exit_code == 0, result.output
+    card = Zoo(tmp_path / "models").card("m", 1)
+    assert card["evaluation"] == {"pairs": 4, "table": aggregate}
+    listed = json.loads(cli("zoo", "list", "--zoo", tmp_path / "models", "--json").output)
+    assert listed[0]["key_metrics"] == {"undetected_gaps_percent": 3.7, "gap_size_error_nm": 2.1, "psnr_db": 26.3}
+    result = cli("publish", run, "--name", "m", "--zoo", tmp_path / "models", "--evaluation", tmp_path / "no.json")
+    assert result.exit_code == 2 and "no evaluation file" in result.output

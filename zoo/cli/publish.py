@@ -21,6 +21,10 @@ def publish(
         Optional[str],
         typer.Option("--sample-type", help="Sample type for the card (default: the run's)."),
     ] = None,
+    evaluation: Annotated[
+        Optional[Path],
+        typer.Option("--evaluation", help="Evaluation JSON for the card, e.g. `semzoo evaluate`'s results.json (default: RUN/evaluation.json)."),
+    ] = None,
     unfinished: Annotated[
         bool, typer.Option("--unfinished", help="Publish an interrupted run's last checkpoint.")
     ] = False,
@@ -32,7 +36,7 @@ def publish(
     root = zoo_dir or default_zoo()
     with progress_bar(f"publishing {name}", total=4) as update:
         name, version = publish_run(
-            run, name, root, label, sample_type=sample_type, allow_unfinished=unfinished, progress=update
+            run, name, root, label, sample_type=sample_type, evaluation=evaluation, allow_unfinished=unfinished, progress=update
         )
     card = Zoo(root).card(name, version)
     tile = card["tile"]

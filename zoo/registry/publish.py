@@ -80,10 +80,16 @@ def card_from_run(
     )
 
 
-def read_evaluation(run_dir: str | Path) -> dict:
-    """RUN/evaluation.json when the run was evaluated, else an empty table."""
-    path = Path(run_dir) / EVALUATION_FILE
+def read_evaluation(path: str | Path, *, required: bool = False) -> dict:
+    """The card's evaluation table from a JSON file (empty when absent and not ``required``).
+
+    A ``semzoo evaluate`` results.json is reduced to its aggregate table
+    (``{"pairs": n, "table": {row: {metric: value}}}``); any other JSON object is kept as is.
+    """
+    path = Path(path)
     if not path.is_file():
+        if required:
+            raise UserError(f"no evaluation file at {path}")
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -91,6 +97,8 @@ def read_evaluation(run_dir: str | Path) -> dict:
         raise UserError(f"{path} is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path} must hold a JSON object")
+    if isinstance(data.get("aggregate"), dict):  # results.json of `semzoo evaluate`
+        return {"pairs": data.get("pairs"), "table": data["aggregate"]}
     return data
 
 
@@ -123,13 +131,15 @@ def publish_run(
     label: str | None = None,
     *,
     sample_type: str | None = None,
+    evaluation: str | Path | None = None,
     allow_unfinished: bool = False,
     progress: ProgressCallback | None = None,
 ) -> tuple[str, int]:
     """Publish the generator of training run ``run_dir`` as a new version of ``name``.
 
     The card comes from the run's config.json and data manifest (pixel sizes, training
-    summary) and RUN/evaluation.json (when present); the tile overlap is the generator's
+    summary) and ``evaluation`` (a JSON file, e.g. ``semzoo evaluate``'s results.json;
+    default RUN/evaluation.json when present); the tile overlap is the generator's
     measured receptive field. An unfinished run (interrupted: no generator.keras yet) is
     refused unless ``allow_unfinished``. Returns ``(name, version)``.
     """
@@ -163,6 +173,8 @@ def publish_run(
         name=name,
         tile=tile_geometry(run.generator, divisor=divisor),
         sample_type=sample_type,
-        evaluation=read_evaluation(run_dir),
+        evaluation=read_evaluation(evaluation, required=True)
+        if evaluation is not None
+        else read_evaluation(run_dir / EVALUATION_FILE),
     )
     return publish_generator(run.generator, card, zoo_root, label=label, progress=progress)
