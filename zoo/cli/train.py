@@ -1,9 +1,83 @@
-"""`semzoo train` (not yet implemented: see the tracker)."""
+"""`semzoo train`: train the SRGAN on a prepared data set into a run directory."""
 
 from __future__ import annotations
 
+import contextlib
+import enum
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from zoo.cli.options import SeedOption, progress_bar
+
+
+class Preset(str, enum.Enum):
+    small = "small"
+    paper = "paper"
+    tiny = "tiny"
+
+
+def _describe(step: int, logs: dict) -> str:
+    parts = [f"step {step}"]
+    for key, label in (("g_loss", "G"), ("d_loss", "D"), ("l1", "L1"), ("share_adversarial", "adv%")):
+        if key in logs:
+            value = logs[key] * 100 if key.startswith("share") else logs[key]
+            parts.append(f"{label} {value:.3g}")
+    return "training  " + "  ".join(parts)
+
+
+def train(
+    data: Annotated[Path, typer.Argument(help="Data set made by `semzoo prepare` (manifest.json + shards).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to create (or to continue "
+                                                          "with --resume).")],
+    sample_type: Annotated[Optional[str], typer.Option("--sample-type", help="Sample type, e.g. "
+                                                       "gold-on-carbon; must match the data set's.")] = None,
+    preset: Annotated[Preset, typer.Option("--preset", help="Network size and schedule: small (CPU), "
+                                           "paper (GPU, 48,000 steps), tiny (tests).")] = Preset.small,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Total generator steps "
+                                                 "(default: the preset's; with --resume, may extend).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its "
+                                         "latest checkpoint.")] = False,
+    seed: SeedOption = 0,
+) -> None:
+    """Train the super-resolution GAN (U-Net generator + discriminator) on prepared patches."""
+    import keras
+
+    from zoo.training.train import TrainingInterrupted, train as train_run
+
+    with contextlib.ExitStack() as stack:
+        bar = []
+
+        def update(done, total=None, description=None):
+            # The bar starts with the first step, so refusals (existing run, bad data) print none.
+            if not bar:
+                bar.append(stack.enter_context(progress_bar("training", total=total)))
+            bar[0](done, total=total, description=description)
+
+        def show(step, logs):
+            update(step, description=_describe(step, logs or {}))
+
+        try:
+            run = train_run(
+                data, out, sample_type=sample_type, preset=preset.value, steps=steps, resume=resume,
+                seed=seed, progress=lambda done, total: update(done, total=total),
+                callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=show)],
+            )
+        except TrainingInterrupted as stop:
+            stack.close()
+            typer.echo(f"interrupted at step {stop.step}; checkpoint saved. Continue with: "
+                       f"semzoo train {data} --out {out} --resume", err=True)
+            raise typer.Exit(130) from None
+    history = run.history
+    summary = [f"{out}: {history.get('steps_done', 0)} generator steps"]
+    for key in ("val_l1", "val_psnr", "val_ssim"):
+        if history.get(key):
+            summary.append(f"{key[4:]} {history[key][-1]:.4g}")
+    typer.echo(", ".join(summary))
+    typer.echo(f"generator (EMA weights): {Path(out) / 'generator.keras'}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app (none yet)."""
+    """Add `train` to the root app."""
+    app.command("train")(train)
