@@ -167,8 +167,10 @@ def export_generator(
     step = progress or (lambda done, total: None)
     step(0, 3)
 
+    # No archive.track(generator): it would store every weight a second time (measured: 7.8
+    # instead of 3.9 MB for the small preset). The endpoint's own variables suffice, and
+    # load_generator_weights finds them by name.
     archive = keras.export.ExportArchive()
-    archive.track(generator)  # so the loaded SavedModel exposes .variables (for fine-tuning)
 
     def serve(image):
         height, width = tf.shape(image)[1], tf.shape(image)[2]
@@ -320,14 +322,19 @@ def load_generator_weights(version_dir: str | Path, generator) -> None:
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(version_dir))
-    source = list(getattr(loaded, "variables", []))
+    # Keras' ExportArchive keeps the variables its endpoints use in ``_all_variables``, named
+    # by their Keras paths ("in_conv1/kernel:0").
+    saved = {v.name.split(":")[0]: v for v in getattr(loaded, "_all_variables", [])}
     target = list(generator.variables)
-    if len(source) != len(target) or any(
-        tuple(s.shape) != tuple(t.shape) for s, t in zip(source, target)
-    ):
+    mismatch = [
+        t.path for t in target
+        if t.path not in saved or tuple(saved[t.path].shape) != tuple(t.shape)
+    ]
+    if mismatch or len(saved) != len(target):
         raise UserError(
-            f"the generator in {version_dir} has a different architecture "
-            f"({len(source)} weights vs {len(target)}): build it with the card's preset"
+            f"the generator in {version_dir} has a different architecture ({len(saved)} saved "
+            f"weights, {len(target)} here; first mismatch {mismatch[:1]}): build it with the "
+            "card's preset"
         )
-    for s, t in zip(source, target):
-        t.assign(s.numpy())
+    for t in target:
+        t.assign(saved[t.path].numpy())
