@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 
 from zoo.nets.layers import BilinearUpsample2x, LanczosUpsample2x
 
@@ -79,21 +80,47 @@ def build_generator(config, *, name: str = "generator") -> keras.Model:
 def receptive_field_radius_lr(config) -> int:
     """How far (in native LR pixels, one side) an output pixel can see into the input.
 
-    Counted layer by layer on the x2 grid at level k (1 pixel = 2^k HR pixels): each 3x3 conv
-    reaches 1 pixel, a 2x2 pooling 1 finer pixel, a bilinear x2 1 coarser pixel; the Lanczos-4
-    input layer adds 4 LR pixels. Tiles overlapping by at least this much, with offsets that are
-    multiples of :data:`DIVISOR`, give the same output as the whole image (tested).
+    Exact for this topology: propagates, along one axis, the interval of LR input pixels that
+    each feature depends on through every layer (Lanczos: 8 taps; 3x3 conv: +-1; 2x2 pooling:
+    its 2 inputs; bilinear x2: its 2 neighbours; concatenation: union), then takes the largest
+    reach of any output pixel beyond its own LR pixel. The support of every layer is separable,
+    so the 2-D receptive field is the square of this. Tiles overlapping by at least this much,
+    starting on multiples of :data:`DIVISOR`, give the same output as the whole image (tested).
     """
     del config  # the topology, not the widths, sets the receptive field
-    hr = 2  # input block: two convs at level 0
-    for k in range(1, LEVELS + 1):
-        hr += 2 ** (k - 1)  # pooling
-        hr += 2 * 2**k  # two convs at level k
+    n = 64 * DIVISOR  # LR length; only pixels far from the ends are counted
+    lr = np.arange(n)
+
+    def conv(lo, hi):
+        return np.minimum(np.minimum(np.roll(lo, 1), lo), np.roll(lo, -1)), \
+            np.maximum(np.maximum(np.roll(hi, 1), hi), np.roll(hi, -1))
+
+    def pool(lo, hi):
+        return np.minimum(lo[0::2], lo[1::2]), np.maximum(hi[0::2], hi[1::2])
+
+    def up(lo, hi):  # output 2i reads i-1, i; output 2i+1 reads i, i+1
+        out_lo = np.empty(2 * len(lo), lo.dtype)
+        out_hi = np.empty(2 * len(hi), hi.dtype)
+        out_lo[0::2], out_hi[0::2] = np.minimum(np.roll(lo, 1), lo), np.maximum(np.roll(hi, 1), hi)
+        out_lo[1::2], out_hi[1::2] = np.minimum(lo, np.roll(lo, -1)), np.maximum(hi, np.roll(hi, -1))
+        return out_lo, out_hi
+
+    # Lanczos x2: output 2i uses i-4 ... i+3, output 2i+1 uses i-3 ... i+4.
+    lo = np.repeat(lr, 2) - np.tile([4, 3], n)
+    hi = np.repeat(lr, 2) + np.tile([3, 4], n)
+    lo, hi = conv(*conv(lo, hi))
+    skips = [(lo, hi)]
+    for _ in range(LEVELS):
+        lo, hi = conv(*conv(*pool(lo, hi)))
+        skips.append((lo, hi))
     for k in range(LEVELS, 0, -1):
-        hr += 2**k  # bilinear from level k
-        hr += 2 * 2 ** (k - 1)  # two convs at level k-1
-    hr += 1  # residual conv
-    return math.ceil(hr / SCALE) + 4
+        lo, hi = up(lo, hi)
+        lo, hi = np.minimum(lo, skips[k - 1][0]), np.maximum(hi, skips[k - 1][1])
+        lo, hi = conv(*conv(lo, hi))
+    lo, hi = conv(lo, hi)
+    own = np.repeat(lr, 2)
+    interior = slice(n // 2, n // 2 + 2 * DIVISOR)  # one full period of the pooling phases
+    return int(max((own - lo)[interior].max(), (hi - own)[interior].max()))
 
 
 def recommended_tile_overlap(config) -> int:
