@@ -68,7 +68,7 @@ def models_config_text(zoo: Zoo, *, base_path: str = DEFAULT_BASE_PATH) -> str:
 
 def write_models_config(zoo: Zoo, out: str | Path, *, base_path: str = DEFAULT_BASE_PATH) -> Path:
     """Write ``models.config`` atomically (TF Serving may be polling it); return the path."""
-    from zoo.registry.store import atomic_write_text
+    from zoo.registry.files import atomic_write_text
 
     out = Path(out)
     if out.is_dir():
