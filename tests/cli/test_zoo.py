@@ -132,3 +132,18 @@ def test_zoo_group_help_lists_its_commands(cli):
     assert result.exit_code == 0
     for command in ("list", "show", "label", "config"):
         assert command in result.output
+
+
+def test_zoo_list_and_config_do_not_import_tensorflow(zoo_root):
+    """Listing and configuring the zoo is instant: no TensorFlow import (seconds) on the way."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from typer.testing import CliRunner; from zoo.cli.main import app; "
+        f"r1 = CliRunner().invoke(app, ['zoo', 'list', '--zoo', {str(zoo_root)!r}]); "
+        f"r2 = CliRunner().invoke(app, ['zoo', 'config', '--zoo', {str(zoo_root)!r}, '-o', '-']); "
+        "print(r1.exit_code, r2.exit_code, 'tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "0", "False"], out.stderr
