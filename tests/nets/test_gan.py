@@ -1,0 +1,131 @@
+"""SRGAN's custom train step: D every 4th step, G every step, EMA, metrics, strategies, precision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.nets.toy_data import toy_data
+from zoo.nets.presets import get_preset
+
+
+def _srgan(seed=0, **changes):
+    import keras
+
+    from zoo.training.train import build_srgan
+
+    keras.utils.set_random_seed(seed)
+    return build_srgan(get_preset("tiny").replace(**changes), seed=seed)
+
+
+def _weights(model):
+    return [w.numpy().copy() for w in model.weights]
+
+
+def _changed(before, model):
+    return [not np.array_equal(a, w.numpy()) for a, w in zip(before, model.weights)]
+
+
+@pytest.mark.slow
+def test_discriminator_updates_every_fourth_step_generator_every_step_ema_follows():
+    model = _srgan()
+    iterator = iter(toy_data().train(4, 0))
+    model.make_train_function()
+    d_updates, d_iterations = [], []
+    for step in range(9):
+        g_before, d_before = _weights(model.generator), _weights(model.discriminator)
+        ema_before = _weights(model.ema_generator)
+        logs = model.train_function(iterator)
+        assert all(_changed(g_before, model.generator)), f"generator not updated at step {step}"
+        assert all(_changed(ema_before, model.ema_generator)), f"EMA not updated at step {step}"
+        d_changed = _changed(d_before, model.discriminator)
+        assert all(d_changed) or not any(d_changed)
+        d_updates.append(all(d_changed))
+        d_iterations.append(int(model.d_optimizer.iterations.numpy()))
+        assert np.isfinite(float(logs["g_loss"]))
+        if step == 1:
+            # EMA with the warm-up decay min(0.9, (1 + t) / (10 + t)) at t = 1: 2/11
+            decay = 2 / 11
+            for ema, old, new in zip(model.ema_generator.weights, ema_before, model.generator.weights):
+                np.testing.assert_allclose(ema.numpy(), decay * old + (1 - decay) * new.numpy(), atol=1e-6)
+    assert d_updates == [s % 4 == 0 for s in range(9)]
+    assert d_iterations == [1, 1, 1, 1, 2, 2, 2, 2, 3]
+    assert int(model.step_counter.numpy()) == 9
+    assert int(model.g_optimizer.iterations.numpy()) == 9
+    averaged = model.averaged_generator()
+    for a, b in zip(averaged.weights, model.ema_generator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert not model.ema_generator.trainable_weights
+
+
+@pytest.mark.slow
+def test_losses_fall_on_a_toy_set():
+    model = _srgan()
+    iterator = iter(toy_data().train(4, 0))
+    model.make_train_function()
+    history = []
+    for _ in range(40):
+        model.reset_metrics()
+        history.append({k: float(v) for k, v in model.train_function(iterator).items()})
+    first = {k: np.mean([h[k] for h in history[:5]]) for k in ("l1", "g_loss")}
+    last = {k: np.mean([h[k] for h in history[-5:]]) for k in ("l1", "g_loss")}
+    assert last["l1"] < 0.85 * first["l1"]
+    assert last["g_loss"] < first["g_loss"]
+    shares = [history[-1][k] for k in ("share_l1", "share_tv", "share_adversarial")]
+    assert sum(shares) == pytest.approx(1.0, abs=1e-5)
+    assert {"d_loss", "d_real", "d_fake", "tv", "adversarial"} <= set(history[-1])
+
+
+def test_validation_reports_l1_psnr_ssim_of_the_ema_generator():
+    model = _srgan()
+    logs = model.evaluate(toy_data().val(4), verbose=0, return_dict=True)
+    assert set(logs) == {"l1", "psnr", "ssim"}
+    lr, hr = next(iter(toy_data().val(4)))
+    expected = np.mean(np.abs(model.ema_generator(lr).numpy() - hr.numpy()))
+    assert logs["l1"] == pytest.approx(expected, rel=1e-5)
+    assert 10 < logs["psnr"] < 60 and 0 < logs["ssim"] <= 1
+
+
+def test_compile_config_round_trip_and_steps_per_execution_check():
+    import keras
+
+    from zoo.nets.gan import SRGAN
+
+    model = _srgan()
+    config = model.get_compile_config()
+    clone = SRGAN.from_config(model.get_config())
+    clone.build((None, None, None, 1))
+    clone.compile_from_config(config)
+    assert clone.g_optimizer.learning_rate.numpy() == pytest.approx(model.g_optimizer.learning_rate.numpy())
+    assert clone.d_optimizer.learning_rate.numpy() == pytest.approx(get_preset("tiny").d_learning_rate)
+    assert clone.d_every == 4 and clone.beta == model.beta
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        model.compile(keras.optimizers.Adam(), keras.optimizers.Adam(), steps_per_execution=2)
+
+
+@pytest.mark.slow
+def test_fit_under_mirrored_strategy_and_mixed_bfloat16():
+    import keras
+    import tensorflow as tf
+
+    from zoo.training.train import build_srgan
+
+    data = toy_data()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        with strategy.scope():
+            model = build_srgan(get_preset("tiny"))
+        assert model.generator.get_layer("down1_conv1").compute_dtype == "bfloat16"
+        history = model.fit(data.train(4, 0), steps_per_epoch=5, epochs=1, verbose=0,
+                            validation_data=data.val(4))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert int(model.d_optimizer.iterations.numpy()) == 2  # steps 0 and 4
+    assert all(np.isfinite(v[-1]) for v in history.history.values())
+    assert "val_psnr" in history.history and "share_adversarial" in history.history
+    averaged = model.averaged_generator()
+    assert averaged.get_layer("down1_conv1").compute_dtype == "float32"
+    out = averaged(np.zeros((1, 8, 16, 1), np.float32))
+    assert out.dtype == tf.float32 and tuple(out.shape) == (1, 16, 32, 1)
