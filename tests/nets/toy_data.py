@@ -65,8 +65,8 @@ def toy_data(n_train: int = 16, n_val: int = 4, *, nan_after: int | None = None)
         ds = ds.batch(batch_size, drop_remainder=True)
         if nan_after is not None:
             def poison(index, batch):
-                bad = tf.cast(index >= nan_after, tf.float32)
-                return batch[0], batch[1] + bad * float("nan")
+                hr = tf.where(index >= nan_after, batch[1] + float("nan"), batch[1])
+                return batch[0], hr
             ds = ds.enumerate().map(lambda i, b: poison(i, b))
         return ds.prefetch(2)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
@@ -326,7 +327,10 @@ def _validate(model, val_dataset, config) -> dict:
     size = int(val_dataset.cardinality())
     if 0 <= size < steps:  # a small validation split: all of it, without Keras' out-of-data warning
         steps = None
-    logs = model.evaluate(val_dataset, steps=steps, verbose=0, return_dict=True)
+    with warnings.catch_warnings():
+        # Validation reads up to `steps` batches; a shorter split simply ends early.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        logs = model.evaluate(val_dataset, steps=steps, verbose=0, return_dict=True)
     return {f"val_{k}": float(v) for k, v in logs.items()}
 
 
@@ -356,12 +360,13 @@ def _loop(model, config, run_dir, manager, iterator, val_dataset, history, run_c
             callbacks.on_train_batch_begin(step)
             logs = {k: float(v) for k, v in model.train_function(iterator).items()}
             if not _finite(logs):
-                bad = ", ".join(k for k, v in logs.items() if not math.isfinite(v))
+                bad = [k for k, v in logs.items() if not math.isfinite(v)]
+                bad = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
                 write_json(run_dir / HISTORY_FILE, history)
                 kept = manager.latest_checkpoint
                 where = f"the last good checkpoint ({Path(kept).name}) is kept" if kept else "no checkpoint was saved yet"
                 raise TrainingDiverged(
-                    f"training diverged at step {step + 1}: {bad} became NaN/inf; {where} in "
+                    f"training diverged at step {step + 1}: the loss became NaN/inf ({bad}); {where} in "
                     f"{run_dir / CHECKPOINT_DIR}; lower the learning rates and resume")
             step += 1
             callbacks.on_train_batch_end(step, logs)
