@@ -26,6 +26,9 @@ stored per pair (``truth["transform"]``) and evaluated by :func:`hr_to_lr_coords
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import json
 import math
 import os
@@ -398,6 +401,36 @@ def preview_image(pair: SimulatedPair, crop_hr_px: int = 384) -> np.ndarray:
     return np.hstack([to8(lr), gap, to8(hr)])
 
 
+@contextlib.contextmanager
+def _reuse_freed_memory():
+    """Let glibc keep large freed blocks in the heap while a data set is simulated.
+
+    Each pair allocates and frees a few arrays of hundreds of MB; by default glibc returns
+    them to the kernel and the next pair faults every page back in, which on virtual machines
+    costs as much as the simulation itself (measured: 5.4 s of system time for 4 pairs, 1.6 s
+    with this). The defaults are restored and the heap trimmed afterwards. No-op off glibc.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        yield
+        return
+    m_trim, m_top_pad, m_mmap = -1, -2, -3  # glibc's mallopt parameter numbers
+    changed = bool(mallopt(m_mmap, 1 << 30)) and bool(mallopt(m_trim, (1 << 31) - 1)) and bool(mallopt(m_top_pad, 256 << 20))
+    try:
+        yield
+    finally:
+        if changed:
+            mallopt(m_mmap, 128 * 1024)  # glibc's defaults
+            mallopt(m_trim, 128 * 1024)
+            mallopt(m_top_pad, 128 * 1024)
+            try:
+                libc.malloc_trim(0)
+            except AttributeError:
+                pass
+
+
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.partial")
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -517,28 +550,29 @@ def simulate_dataset(
         (work / "lr").mkdir()
         (work / "hr").mkdir()
         preview = None
-        for k, (name, pair_seed) in enumerate(zip(names, seeds)):
-            pair = simulate_pair(
-                spec.name, seed=pair_seed, size=(width, height), name=name, probe_fwhm_nm=probe, electrons_per_pixel=dose
-            )
-            for role, image, pixel in (("lr", pair.lr, pair.lr_pixel_size_nm), ("hr", pair.hr, pair.hr_pixel_size_nm)):
-                description = {
-                    "simulated": True,
-                    "simulator": SIMULATOR,
-                    "sample": spec.name,
-                    "pair": name,
-                    "role": role,
-                    "magnification": spec.lr_magnification if role == "lr" else spec.hr_magnification,
-                    "seed": pair_seed,
-                    "probe_fwhm_nm": probe,
-                    "electrons_per_pixel": dose,
-                }
-                write_sem(work / role / f"{name}.tif", image, pixel, description)
-            truth["pairs"][name] = pair.truth
-            if preview is None:
-                preview = preview_image(pair)
-            if progress is not None:
-                progress(k + 1, len(names))
+        with _reuse_freed_memory():
+            for k, (name, pair_seed) in enumerate(zip(names, seeds)):
+                pair = simulate_pair(
+                    spec.name, seed=pair_seed, size=(width, height), name=name, probe_fwhm_nm=probe, electrons_per_pixel=dose
+                )
+                for role, image, pixel in (("lr", pair.lr, pair.lr_pixel_size_nm), ("hr", pair.hr, pair.hr_pixel_size_nm)):
+                    description = {
+                        "simulated": True,
+                        "simulator": SIMULATOR,
+                        "sample": spec.name,
+                        "pair": name,
+                        "role": role,
+                        "magnification": spec.lr_magnification if role == "lr" else spec.hr_magnification,
+                        "seed": pair_seed,
+                        "probe_fwhm_nm": probe,
+                        "electrons_per_pixel": dose,
+                    }
+                    write_sem(work / role / f"{name}.tif", image, pixel, description)
+                truth["pairs"][name] = pair.truth
+                if preview is None:
+                    preview = preview_image(pair)
+                if progress is not None:
+                    progress(k + 1, len(names))
         if not cv2.imwrite(str(work / "preview.png"), preview):
             raise OSError(f"could not write {work / 'preview.png'}")
         _write_json(work / "truth.json", truth)
