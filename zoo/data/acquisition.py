@@ -15,15 +15,13 @@ material between them; :func:`hr_to_lr_coords` evaluates it.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 
 from zoo.data import specimens
-
-if TYPE_CHECKING:  # the sample types live in zoo.data.simulate, which imports this module
-    from zoo.data.simulate import SampleSpec
+from zoo.data.samples import SampleSpec
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
@@ -214,6 +212,25 @@ def beam_damage(rng, spec: SampleSpec, transform: dict) -> list[dict]:
             }
         )
     return blobs
+
+
+def beam_damage_records(transform: dict) -> list[dict]:
+    """truth.json's ``beam_damage``: each deformation blob in HR pixels, with its largest
+    displacement in nm."""
+    hr = transform["hr"]
+    out = []
+    for b in transform["deformation"]:
+        x, y = specimen_to_scan(hr, b["x_nm"], b["y_nm"])
+        peak = math.hypot(b["dx_nm"], b["dy_nm"]) + 0.6 * b["contraction"] * b["sigma_nm"]
+        out.append(
+            {
+                "x_hr": round(float(x), 2),
+                "y_hr": round(float(y), 2),
+                "sigma_hr_px": round(b["sigma_nm"] / hr["pixel_size_nm"], 2),
+                "max_displacement_nm": round(peak, 2),
+            }
+        )
+    return out
 
 
 def line_jitter(rng, spec: SampleSpec, height: int) -> np.ndarray:

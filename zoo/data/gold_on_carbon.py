@@ -346,3 +346,32 @@ def gold_se2_halo(spec: GoldOnCarbon, grid: Grid) -> YieldLayer:
         np.add.at(out, (iy, ix), (volume / grid.spacing_nm**2).astype(np.float32))  # mean thickness, nm
         out = cv2.GaussianBlur(out, (0, 0), p.se2_halo_sigma_nm / grid.spacing_nm, borderType=cv2.BORDER_CONSTANT)
     return YieldLayer((p.se2_halo_yield * (1.0 - np.exp(-out / p.se2_halo_thickness_nm))).astype(np.float32), grid)
+
+
+def truth_records(spec: GoldOnCarbon, x_hr, y_hr, x_lr, y_lr, hr_size) -> dict:
+    """truth.json's ``particles``, ``gaps`` and ``touching`` for the particles whose centre lies
+    in the HR image (``hr_size`` = (width, height)); ``x_hr``... are every particle's pixel
+    coordinates in the two images. Ids are positions in the ``particles`` list."""
+    width, height = hr_size
+    inside = (x_hr >= -0.5) & (x_hr < width - 0.5) & (y_hr >= -0.5) & (y_hr < height - 0.5)
+    keep = np.flatnonzero(inside)
+    new_id = np.full(len(spec), -1, dtype=np.int64)
+    new_id[keep] = np.arange(keep.size)
+    particles = [
+        {
+            "id": int(new_id[i]),
+            "x_hr": round(float(x_hr[i]), 3),
+            "y_hr": round(float(y_hr[i]), 3),
+            "x_lr": round(float(x_lr[i]), 3),
+            "y_lr": round(float(y_lr[i]), 3),
+            "radius_nm": round(float(spec.radius_nm[i]), 2),
+        }
+        for i in keep.tolist()
+    ]
+    gaps = [
+        {"a": int(new_id[a]), "b": int(new_id[b]), "width_nm": round(w, 2), "planted": bool(planted)}
+        for (a, b), w, planted in zip(spec.gaps.tolist(), spec.gap_width_nm.tolist(), spec.gap_planted.tolist())
+        if inside[a] and inside[b]
+    ]
+    touching = [{"a": int(new_id[a]), "b": int(new_id[b])} for a, b in spec.touching.tolist() if inside[a] and inside[b]]
+    return {"particles": particles, "gaps": gaps, "touching": touching}

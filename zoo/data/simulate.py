@@ -30,7 +30,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -44,72 +43,21 @@ import numpy as np
 
 from zoo.data import acquisition, gold_on_carbon, specimens
 from zoo.data.acquisition import hr_to_lr_coords, lr_to_hr_coords
+from zoo.data.samples import (
+    MAX_SIZE,
+    MIN_SIZE,
+    SAMPLE_TYPES,
+    SampleSpec,
+    _check_positive,
+    _seed_sequence,
+    check_size,
+    pair_seeds,
+    parse_size,
+    sample_spec,
+)
 from zoo.errors import UserError
 
 SIMULATOR = "semzoo-simulate/1"
-MIN_SIZE = 64
-MAX_SIZE = 2048  # the fine specimen grid is 8x the LR pixel count per side: ~3.4 GB at 2048
-
-
-@dataclass(frozen=True)
-class SampleSpec:
-    """A sample type: pixel sizes, the imaging conditions, and the specimen model."""
-
-    name: str
-    description: str
-    lr_pixel_size_nm: float
-    hr_pixel_size_nm: float
-    lr_magnification: int
-    hr_magnification: int
-    specimen_grid_nm: float  # fine grid the specimen is rendered on (HR pixel / 4 or / 2)
-    probe_fwhm_nm: float
-    electrons_per_pixel: float  # primaries per pixel (beam current x dwell), the same for LR and HR
-    max_rotation_deg: float = 0.8
-    max_scale_error: float = 0.008
-    max_shift_lr_px: float = 4.0
-    drift_hr_px: float = 0.6  # rms linear drift over one frame, per axis, in HR pixels
-    distortion_hr_px: float = 0.25  # rms amplitude of each smooth non-rigid drift term
-    jitter_px: float = 0.08  # rms random per-line offset, in the image's pixels
-    hum_px: float = 0.07  # amplitude of the mains-hum line offset
-    detector_gain_shape: float = 4.0  # gamma shape of one SE's detector pulse: excess noise 1 + 1/4
-    read_noise: float = 1.0  # amplifier noise, in SE counts
-    saturation_percent: tuple[float, float] = (0.1, 0.5)
-    beam_damage_blobs: float = 0.0  # mean number of beam-damage deformations per pair
-    beam_damage_nm: tuple[float, float] = (3.0, 30.0)
-    specimen: object = None
-
-    @property
-    def scale(self) -> int:
-        return int(round(self.lr_pixel_size_nm / self.hr_pixel_size_nm))
-
-
-SAMPLE_TYPES: dict[str, SampleSpec] = {
-    "gold-on-carbon": SampleSpec(
-        name="gold-on-carbon",
-        description="gold nanoparticles (5-150 nm) on a textured amorphous carbon film",
-        lr_pixel_size_nm=14.2,
-        hr_pixel_size_nm=7.1,
-        lr_magnification=10000,
-        hr_magnification=20000,
-        specimen_grid_nm=7.1 / 4,
-        probe_fwhm_nm=3.0,
-        electrons_per_pixel=400.0,
-        specimen=gold_on_carbon.GoldOnCarbonParams(),
-    ),
-    "hydrogel": SampleSpec(
-        name="hydrogel",
-        description="gold-coated porous hydrogel (polymer network, pores of tens to hundreds of nm)",
-        lr_pixel_size_nm=56.8,
-        hr_pixel_size_nm=28.4,
-        lr_magnification=2500,
-        hr_magnification=5000,
-        specimen_grid_nm=28.4 / 2,
-        probe_fwhm_nm=8.0,
-        electrons_per_pixel=300.0,
-        beam_damage_blobs=3.0,
-        specimen=specimens.HydrogelParams(),
-    ),
-}
 
 
 @dataclass
@@ -138,64 +86,6 @@ class PairSignals:
     specimen: object  # gold_on_carbon.GoldOnCarbon, or None for hydrogel
     grid: specimens.Grid
     jitter_rms_px: dict = field(default_factory=dict)
-
-
-# ----------------------------------------------------------------------------------------------
-# Arguments
-# ----------------------------------------------------------------------------------------------
-
-
-def sample_spec(sample: str) -> SampleSpec:
-    """The :class:`SampleSpec` of a sample type; UserError naming the known ones otherwise."""
-    try:
-        return SAMPLE_TYPES[sample]
-    except (KeyError, TypeError):
-        known = ", ".join(SAMPLE_TYPES)
-        raise UserError(f"unknown sample type {sample!r}; choose one of: {known}") from None
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"924x780"`` -> (924, 780) = (width, height), checked against the allowed range."""
-    parts = str(text).lower().replace(" ", "").split("x")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        raise UserError(f"bad size {text!r}: expected WIDTHxHEIGHT in pixels, e.g. 924x780")
-    return check_size((int(parts[0]), int(parts[1])))
-
-
-def check_size(size: Sequence[int]) -> tuple[int, int]:
-    """Validate (width, height): integers in [MIN_SIZE, MAX_SIZE]."""
-    try:
-        width, height = (int(v) for v in size)
-        if any(int(v) != v for v in size):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise UserError(f"bad size {size!r}: expected (width, height) in pixels") from None
-    for label, v in (("width", width), ("height", height)):
-        if not MIN_SIZE <= v <= MAX_SIZE:
-            raise UserError(f"image {label} {v} is out of range: use {MIN_SIZE} to {MAX_SIZE} pixels")
-    return width, height
-
-
-def _check_positive(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise UserError(f"{name} must be a positive number, got {value}")
-    return value
-
-
-def _seed_sequence(seed: int) -> np.random.SeedSequence:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UserError(f"seed must be a non-negative integer, got {seed!r}")
-    return np.random.SeedSequence(int(seed))
-
-
-def pair_seeds(seed: int, pairs: int) -> list[int]:
-    """The per-pair seeds of a data set: independent streams spawned from ``seed``, so pair k
-    is reproduced exactly by ``simulate_pair(sample, seed=pair_seeds(seed, n)[k])``."""
-    children = _seed_sequence(seed).spawn(pairs)
-    return [int(c.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)) for c in children]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -271,57 +161,13 @@ def simulate_signals(
     )
 
 
-def _r(v: float, digits: int) -> float:
-    return round(float(v), digits)
-
-
 def _gold_truth(signals: PairSignals) -> dict:
-    """Particles whose centre lies in the HR field, with narrow gaps and contacts among them.
-    Ids are positions in the ``particles`` list."""
-    spec_obj: gold_on_carbon.GoldOnCarbon = signals.specimen
+    """Particles whose centre lies in the HR field, with their narrow gaps and contacts."""
     t = signals.transform
+    spec_obj = signals.specimen
     x_lr, y_lr = acquisition.specimen_to_scan(t["lr"], spec_obj.x_nm, spec_obj.y_nm)
     x_hr, y_hr = acquisition.specimen_to_scan(t["hr"], spec_obj.x_nm, spec_obj.y_nm)  # gold: no deformation
-    width, height = t["hr"]["size"]
-    inside = (x_hr >= -0.5) & (x_hr < width - 0.5) & (y_hr >= -0.5) & (y_hr < height - 0.5)
-    keep = np.flatnonzero(inside)
-    new_id = np.full(len(spec_obj), -1, dtype=np.int64)
-    new_id[keep] = np.arange(keep.size)
-    particles = [
-        {
-            "id": int(new_id[i]),
-            "x_hr": _r(x_hr[i], 3),
-            "y_hr": _r(y_hr[i], 3),
-            "x_lr": _r(x_lr[i], 3),
-            "y_lr": _r(y_lr[i], 3),
-            "radius_nm": _r(spec_obj.radius_nm[i], 2),
-        }
-        for i in keep.tolist()
-    ]
-    gaps = [
-        {"a": int(new_id[a]), "b": int(new_id[b]), "width_nm": _r(w, 2), "planted": bool(planted)}
-        for (a, b), w, planted in zip(spec_obj.gaps.tolist(), spec_obj.gap_width_nm.tolist(), spec_obj.gap_planted.tolist())
-        if inside[a] and inside[b]
-    ]
-    touching = [{"a": int(new_id[a]), "b": int(new_id[b])} for a, b in spec_obj.touching.tolist() if inside[a] and inside[b]]
-    return {"particles": particles, "gaps": gaps, "touching": touching}
-
-
-def _beam_damage_truth(transform: dict) -> list[dict]:
-    hr = transform["hr"]
-    out = []
-    for b in transform["deformation"]:
-        x, y = acquisition.specimen_to_scan(hr, b["x_nm"], b["y_nm"])
-        peak = math.hypot(b["dx_nm"], b["dy_nm"]) + 0.6 * b["contraction"] * b["sigma_nm"]
-        out.append(
-            {
-                "x_hr": _r(x, 2),
-                "y_hr": _r(y, 2),
-                "sigma_hr_px": _r(b["sigma_nm"] / hr["pixel_size_nm"], 2),
-                "max_displacement_nm": _r(peak, 2),
-            }
-        )
-    return out
+    return gold_on_carbon.truth_records(spec_obj, x_hr, y_hr, x_lr, y_lr, t["hr"]["size"])
 
 
 def simulate_pair(
@@ -346,8 +192,8 @@ def simulate_pair(
     lr, lr_info = acquisition.auto_brightness_contrast(rngs["lr_abc"], acquisition.detect(rngs["lr_noise"], signals.lr, dose, spec), spec)
     hr, hr_info = acquisition.auto_brightness_contrast(rngs["hr_abc"], acquisition.detect(rngs["hr_noise"], signals.hr, dose, spec), spec)
     for info, signal, role in ((lr_info, signals.lr, "lr"), (hr_info, signals.hr, "hr")):
-        info["mean_se_per_pixel"] = _r(float(signal.mean()) * dose, 2)
-        info["jitter_rms_px"] = _r(signals.jitter_rms_px[role], 4)
+        info["mean_se_per_pixel"] = round(float(signal.mean()) * dose, 2)
+        info["jitter_rms_px"] = round(signals.jitter_rms_px[role], 4)
     truth = {
         "name": name,
         "seed": int(seed),
@@ -355,7 +201,7 @@ def simulate_pair(
         "particles": [],
         "gaps": [],
         "touching": [],
-        "beam_damage": _beam_damage_truth(signals.transform),
+        "beam_damage": acquisition.beam_damage_records(signals.transform),
         "acquisition": {"lr": lr_info, "hr": hr_info},
     }
     if signals.specimen is not None:
@@ -611,5 +457,9 @@ __all__ = [
     "hr_to_lr_coords",
     "lr_to_hr_coords",
     "parse_size",
+    "check_size",
+    "sample_spec",
+    "MIN_SIZE",
+    "MAX_SIZE",
     "pair_seeds",
 ]
