@@ -101,7 +101,8 @@ def test_truth_coordinates_follow_the_true_mapping(gold_pair):
     grid_y, grid_x = np.mgrid[0:192:16, 0:256:16].astype(float)
     lx, ly = sim.hr_to_lr_coords(t, grid_x.ravel(), grid_y.ravel())
     design = np.column_stack([grid_x.ravel(), grid_y.ravel(), np.ones(grid_x.size)])
-    residual = np.concatenate([lx - design @ np.linalg.lstsq(design, lx)[0], ly - design @ np.linalg.lstsq(design, ly)[0]])
+    fit = [v - design @ np.linalg.lstsq(design, v)[0] for v in (lx, ly)]
+    residual = np.concatenate(fit)
     assert 0.005 < np.abs(residual).max() < 2.0
 
 
@@ -208,7 +209,8 @@ def test_images_carry_poisson_noise_for_their_dose():
             ok = (image > 0) & (image < 65535)
             residual = counts[ok] - expected[ok]
             assert abs(residual.mean()) < 0.05 * np.sqrt(expected[ok].mean()) + 0.5
-            ratios[dose, role] = residual.var() / (expected[ok].mean() * (1 + 1 / spec.detector_gain_shape) + spec.read_noise**2)
+            predicted = expected[ok].mean() * (1 + 1 / spec.detector_gain_shape) + spec.read_noise**2
+            ratios[dose, role] = residual.var() / predicted
     for value in ratios.values():
         assert value == pytest.approx(1.0, abs=0.08)
 
@@ -216,7 +218,8 @@ def test_images_carry_poisson_noise_for_their_dose():
 def _sub_specimen(spec: gold_on_carbon.GoldOnCarbon, keep: np.ndarray) -> gold_on_carbon.GoldOnCarbon:
     empty = np.empty((0, 2), dtype=np.int64)
     return gold_on_carbon.GoldOnCarbon(
-        spec.x_nm[keep], spec.y_nm[keep], spec.radius_nm[keep], empty, empty, np.empty(0), np.empty(0, bool), spec.params
+        spec.x_nm[keep], spec.y_nm[keep], spec.radius_nm[keep], empty, empty, np.empty(0), np.empty(0, bool),
+        spec.params,
     )
 
 
@@ -356,7 +359,9 @@ def test_simulate_dataset_writes_the_layout(tmp_path):
 
     out = tmp_path / "raw"
     seen = []
-    summary = sim.simulate_dataset(out, "gold-on-carbon", pairs=2, seed=9, size=(96, 64), progress=lambda d, t: seen.append((d, t)))
+    summary = sim.simulate_dataset(
+        out, "gold-on-carbon", pairs=2, seed=9, size=(96, 64), progress=lambda d, t: seen.append((d, t))
+    )
     assert seen == [(1, 2), (2, 2)] and summary["pairs"] == 2
     assert sorted(p.name for p in out.iterdir()) == ["hr", "lr", "preview.png", "truth.json"]
     truth = json.loads((out / "truth.json").read_text())

@@ -11,9 +11,12 @@ from zoo.cli.options import OverwriteOption, SeedOption, progress_bar
 
 
 def simulate(
-    out: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write lr/, hr/, truth.json and preview.png into.")],
+    out: Annotated[
+        Path, typer.Argument(metavar="OUT", help="Folder to write lr/, hr/, truth.json and preview.png into.")
+    ],
     sample: Annotated[
-        str, typer.Option("--sample", help="Sample type: gold-on-carbon (14.2 -> 7.1 nm) or hydrogel (56.8 -> 28.4 nm).")
+        str,
+        typer.Option("--sample", help="Sample type: gold-on-carbon (14.2 -> 7.1 nm) or hydrogel (56.8 -> 28.4 nm)."),
     ] = "gold-on-carbon",
     pairs: Annotated[int, typer.Option("--pairs", help="Number of LR/HR pairs to simulate.")] = 1,
     seed: SeedOption = 0,
@@ -25,7 +28,7 @@ def simulate(
     ] = None,
     dose: Annotated[
         Optional[float],
-        typer.Option("--dose", help="Primary electrons per pixel, the same for LR and HR (default: the sample type's)."),
+        typer.Option("--dose", help="Primary electrons per pixel, the same for LR and HR (default: per sample type)."),
     ] = None,
     overwrite: OverwriteOption = False,
 ) -> None:
@@ -34,7 +37,12 @@ def simulate(
 
     width, height = parse_size(size)
     args = dict(
-        pairs=pairs, seed=seed, size=(width, height), overwrite=overwrite, probe_fwhm_nm=probe_fwhm, electrons_per_pixel=dose
+        pairs=pairs,
+        seed=seed,
+        size=(width, height),
+        overwrite=overwrite,
+        probe_fwhm_nm=probe_fwhm,
+        electrons_per_pixel=dose,
     )
     check_dataset_args(out, sample, **args)  # refuse bad input before the progress bar appears
     with progress_bar(f"simulating {sample}", total=pairs) as update:

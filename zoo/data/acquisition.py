@@ -144,13 +144,19 @@ def lr_to_hr_coords(transform: dict, x_lr, y_lr):
 
 
 def random_scan(rng, spec: SampleSpec, size, pixel_size_nm, rotation_deg, centre_nm) -> dict:
+    """One acquisition's scan: the given geometry plus a random slow drift (linear in time,
+    ``drift_hr_px`` rms per frame) and three smooth non-rigid terms (``distortion_hr_px`` rms,
+    below 1 cycle per width and 2 per height), the same in nm for both magnifications since
+    both frames take the same time."""
     drift_nm = spec.drift_hr_px * spec.hr_pixel_size_nm
     distortion_nm = spec.distortion_hr_px * spec.hr_pixel_size_nm
     terms = []
     for _ in range(3):
         ax, ay = rng.normal(0.0, distortion_nm, 2)
         terms.append(
-            [float(ax), float(ay), float(rng.uniform(0.0, 1.0)), float(rng.uniform(0.3, 2.0)), float(rng.uniform(0, 2 * np.pi))]
+            # [ax, ay, fx (cycles per width), fy (cycles per height), phase]
+            [float(ax), float(ay)]
+            + [float(rng.uniform(lo, hi)) for lo, hi in ((0.0, 1.0), (0.3, 2.0), (0.0, 2 * np.pi))]
         )
     return {
         "size": [int(size[0]), int(size[1])],

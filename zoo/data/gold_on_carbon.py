@@ -229,7 +229,8 @@ def _neighbour_relations(pos, radius, anchor, planted, p: GoldOnCarbonParams):
     # Planted = placed on purpose at a narrow gap from its anchor (the wide placements of an
     # aggregate can also end up below record_gap_max_nm, but were not aimed at the range).
     was_planted = (width <= p.narrow_gap_nm[1] + 1e-9) & (
-        ((anchor[b] == a) & (np.abs(planted[b] - width) < 1e-6)) | ((anchor[a] == b) & (np.abs(planted[a] - width) < 1e-6))
+        ((anchor[b] == a) & (np.abs(planted[b] - width) < 1e-6))
+        | ((anchor[a] == b) & (np.abs(planted[a] - width) < 1e-6))
     )
     return touching, cand[clear], width[clear], was_planted[clear]
 
@@ -373,5 +374,7 @@ def truth_records(spec: GoldOnCarbon, x_hr, y_hr, x_lr, y_lr, hr_size) -> dict:
         for (a, b), w, planted in zip(spec.gaps.tolist(), spec.gap_width_nm.tolist(), spec.gap_planted.tolist())
         if inside[a] and inside[b]
     ]
-    touching = [{"a": int(new_id[a]), "b": int(new_id[b])} for a, b in spec.touching.tolist() if inside[a] and inside[b]]
+    touching = [
+        {"a": int(new_id[a]), "b": int(new_id[b])} for a, b in spec.touching.tolist() if inside[a] and inside[b]
+    ]
     return {"particles": particles, "gaps": gaps, "touching": touching}

@@ -94,7 +94,9 @@ class PairSignals:
 
 # Independent random streams of a pair, so that switching one feature off (e.g. beam damage)
 # leaves everything else bit-identical.
-_STREAMS = ("geometry", "specimen", "texture", "lr_scan", "hr_scan", "damage", "lr_noise", "hr_noise", "lr_abc", "hr_abc")
+_STREAMS = (
+    "geometry", "specimen", "texture", "lr_scan", "hr_scan", "damage", "lr_noise", "hr_noise", "lr_abc", "hr_abc"
+)
 
 
 def _streams(seed: int) -> dict[str, np.random.Generator]:
@@ -189,8 +191,10 @@ def simulate_pair(
     dose = _check_positive("electrons per pixel", electrons_per_pixel) or spec.electrons_per_pixel
     signals = simulate_signals(sample, seed=seed, size=size, probe_fwhm_nm=probe_fwhm_nm, beam_damage=beam_damage)
     rngs = _streams(seed)
-    lr, lr_info = acquisition.auto_brightness_contrast(rngs["lr_abc"], acquisition.detect(rngs["lr_noise"], signals.lr, dose, spec), spec)
-    hr, hr_info = acquisition.auto_brightness_contrast(rngs["hr_abc"], acquisition.detect(rngs["hr_noise"], signals.hr, dose, spec), spec)
+    lr_counts = acquisition.detect(rngs["lr_noise"], signals.lr, dose, spec)
+    hr_counts = acquisition.detect(rngs["hr_noise"], signals.hr, dose, spec)
+    lr, lr_info = acquisition.auto_brightness_contrast(rngs["lr_abc"], lr_counts, spec)
+    hr, hr_info = acquisition.auto_brightness_contrast(rngs["hr_abc"], hr_counts, spec)
     for info, signal, role in ((lr_info, signals.lr, "lr"), (hr_info, signals.hr, "hr")):
         info["mean_se_per_pixel"] = round(float(signal.mean()) * dose, 2)
         info["jitter_rms_px"] = round(signals.jitter_rms_px[role], 4)
@@ -263,7 +267,7 @@ def _reuse_freed_memory():
         yield
         return
     m_trim, m_top_pad, m_mmap = -1, -2, -3  # glibc's mallopt parameter numbers
-    changed = bool(mallopt(m_mmap, 1 << 30)) and bool(mallopt(m_trim, (1 << 31) - 1)) and bool(mallopt(m_top_pad, 256 << 20))
+    changed = all(mallopt(*o) for o in ((m_mmap, 1 << 30), (m_trim, (1 << 31) - 1), (m_top_pad, 256 << 20)))
     try:
         yield
     finally:
@@ -316,7 +320,8 @@ def check_dataset_args(
         if (out / sub).exists() and not (out / sub).is_dir():
             raise UserError(f"{out / sub}: exists and is not a folder")
     names = [f"pair-{k:03d}" for k in range(int(pairs))]
-    targets = [Path(sub) / f"{n}.tif" for n in names for sub in ("lr", "hr")] + [Path("preview.png"), Path("truth.json")]
+    targets = [Path(sub) / f"{n}.tif" for n in names for sub in ("lr", "hr")]
+    targets += [Path("preview.png"), Path("truth.json")]
     existing = [t for t in targets if (out / t).exists()]
     if existing and not overwrite:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
@@ -399,9 +404,15 @@ def simulate_dataset(
         with _reuse_freed_memory():
             for k, (name, pair_seed) in enumerate(zip(names, seeds)):
                 pair = simulate_pair(
-                    spec.name, seed=pair_seed, size=(width, height), name=name, probe_fwhm_nm=probe, electrons_per_pixel=dose
+                    spec.name,
+                    seed=pair_seed,
+                    size=(width, height),
+                    name=name,
+                    probe_fwhm_nm=probe,
+                    electrons_per_pixel=dose,
                 )
-                for role, image, pixel in (("lr", pair.lr, pair.lr_pixel_size_nm), ("hr", pair.hr, pair.hr_pixel_size_nm)):
+                images = (("lr", pair.lr, pair.lr_pixel_size_nm), ("hr", pair.hr, pair.hr_pixel_size_nm))
+                for role, image, pixel in images:
                     description = {
                         "simulated": True,
                         "simulator": SIMULATOR,
