@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os as _os
 
-# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is noise to an SEM user.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ chatter (CUDA probing, oneDNN notes, grappler remarks) is noise to an SEM
+# user; real TensorFlow failures still arrive as Python exceptions. Set it to 0 to see everything.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __version__ = "0.1.0"
 

@@ -38,3 +38,24 @@ def test_console_script_runs_without_importing_tensorflow():
 def test_ci_runs_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci in (REPO / "README.md").read_text()
+
+
+def test_tensorflow_import_is_quiet_on_stderr():
+    code = (
+        "from zoo._quiet import install_quiet_tensorflow_import as quiet; quiet()\n"
+        "import tensorflow as tf\n"
+        "assert int(tf.constant(2) * 3) == 6\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "absl::InitializeLog" not in out.stderr
+    assert "oneDNN" not in out.stderr
+
+
+def test_broken_pipe_is_not_an_internal_error(tmp_path):
+    # `semzoo --help | head -1`: the reader goes away; no traceback, no "internal error".
+    proc = subprocess.Popen([sys.executable, "-m", "zoo.cli.main", "--help"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert b"Traceback" not in err
+    assert b"internal error" not in err

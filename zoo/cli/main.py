@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 import zoo
+from zoo._quiet import install_quiet_tensorflow_import
 from zoo.errors import UserError
 
 # The command modules, in the order `semzoo --help` lists them.
@@ -44,7 +45,7 @@ class SemzooGroup(TyperGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (TyperException, typer.Exit, typer.Abort):
+        except (TyperException, typer.Exit, typer.Abort, BrokenPipeError):
             raise  # usage errors and exits: typer prints and exits as usual
         except UserError as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -97,7 +98,14 @@ for _name in COMMAND_MODULES:
 
 def run() -> None:
     """Console-script entry point."""
-    app(prog_name="semzoo")
+    install_quiet_tensorflow_import()
+    try:
+        app(prog_name="semzoo")
+    except BrokenPipeError:
+        # `semzoo zoo list | head`: the reader left; say nothing more (Python docs' recipe).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover
