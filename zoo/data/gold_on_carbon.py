@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
-from zoo.data.specimens import Grid, YieldLayer, field_on, sample_layers, smooth_noise
+from zoo.data.specimens import Grid, YieldLayer, field_on, sample_px, smooth_noise
 
 
 # ----------------------------------------------------------------------------------------------
@@ -329,7 +329,7 @@ def render_gold_on_carbon(spec: GoldOnCarbon, grid: Grid, rng: np.random.Generat
             c = np.maximum.reduceat(c, first)
             idx, y = idx[last], y[last]
         rows, cols = np.divmod(idx, grid.width)
-        under = sample_layers([carbon], grid.x0_nm + cols * grid.spacing_nm, grid.y0_nm + rows * grid.spacing_nm)
+        under = sample_px(carbon.image, cols * 0.5, rows * 0.5)  # the carbon grid is 2x coarser, same origin
         flat[idx] = c * (y - under)
     return [carbon, YieldLayer(particles, grid), gold_se2_halo(spec, grid.coarsened(8))]
 

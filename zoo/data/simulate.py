@@ -284,7 +284,7 @@ def _reuse_freed_memory():
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.partial")
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, separators=(",", ":"))
+        fh.write(json.dumps(data, separators=(",", ":")))  # dumps: json.dump's encoder is pure Python
         fh.write("\n")
         fh.flush()
         os.fsync(fh.fileno())
