@@ -6,8 +6,9 @@ same specimen imaged at 10000x (LR, 14.2 nm pixels) over a field, then at 20000x
 over its centre, with the same pixel count and dwell time. Each acquisition is simulated as
 an SEM forms an image:
 
-1. the specimen's secondary-electron (SE) yield, rendered on a fine grid by
-   :mod:`zoo.data.specimens` (edge brightening, gold brighter than carbon);
+1. the specimen's secondary-electron (SE) yield, rendered on a grid a few times finer than
+   the HR pixel by :mod:`zoo.data.gold_on_carbon` or :mod:`zoo.data.specimens` (hydrogel):
+   edge brightening, gold brighter than carbon;
 2. blurred by a Gaussian probe (``probe_fwhm_nm``);
 3. point-sampled at the scanned positions of the pixel centres, so the LR image is an
    *aliased* version of the HR one, as the paper says, not an area average; the scan
@@ -22,6 +23,10 @@ Between the two acquisitions the HR scan differs from the LR one by a small rota
 (< 1 deg), a scale error (< 1 %), a shift of a few LR pixels and each acquisition's own drift;
 on hydrogel the beam also deforms the specimen locally (beam damage). The true mapping is
 stored per pair (``truth["transform"]``) and evaluated by :func:`hr_to_lr_coords`.
+
+Module map: :mod:`zoo.data.samples` (sample types, argument checks), :mod:`zoo.data.acquisition`
+(steps 2-5 and the scan geometry), the specimen modules (step 1), and here the pair and the
+data set on disk.
 """
 
 from __future__ import annotations
