@@ -412,3 +412,18 @@ def test_interrupted_dataset_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         sim.simulate_dataset(out, "hydrogel", pairs=2, seed=0, size=(64, 64), progress=fail)
     assert calls == [1] and not out.exists()
+
+
+def test_scan_line_jitter_is_a_fraction_of_a_pixel_with_mains_hum():
+    spec = sim.SAMPLE_TYPES["gold-on-carbon"]
+    jitter = acquisition.line_jitter(np.random.default_rng(3), spec, 4096)
+    expected = math.sqrt(spec.jitter_px**2 + spec.hum_px**2 / 2)
+    assert np.std(jitter) == pytest.approx(expected, rel=0.1) and np.abs(jitter).max() < 0.6
+    power = np.abs(np.fft.rfft(jitter)) ** 2
+    assert power[1:].max() > 20 * np.median(power[1:])  # the hum is one sharp line
+    # Jitter moves the sampled positions, line by line, but is not part of the true mapping.
+    scan = sim.simulate_pair("gold-on-carbon", seed=0, size=(64, 64)).truth["transform"]["hr"]
+    steady = acquisition.sample_positions(scan, np.zeros(64))
+    shaken = acquisition.sample_positions(scan, jitter[:64])
+    shift = (shaken[0] - steady[0]) / scan["pixel_size_nm"]
+    np.testing.assert_allclose(shift[:, 0], jitter[:64], atol=0.01)
