@@ -100,6 +100,7 @@ def test_ctrl_c_saves_and_resume_continues_identically(straight_run, tmp_path):
     unfinished = T.load_run(out)
     assert not unfinished.finished and unfinished.generator is not None
 
+    created = json.loads((out / "config.json").read_text())["created"]
     resumed = _train(out, resume=True)
     x = np.random.default_rng(1).standard_normal((2, 16, 16, 1)).astype(np.float32)
     np.testing.assert_allclose(resumed.generator(x).numpy(), straight.generator(x).numpy(), atol=1e-5)
@@ -109,6 +110,9 @@ def test_ctrl_c_saves_and_resume_continues_identically(straight_run, tmp_path):
         np.testing.assert_allclose(a[name], b[name], atol=1e-5, err_msg=name)
     history = json.loads((out / "history.json").read_text())
     assert history["steps_done"] == STEPS
+    config = json.loads((out / "config.json").read_text())
+    assert config["resumed"][0]["from_step"] == 3
+    assert config["created"] == created
 
 
 @pytest.mark.slow

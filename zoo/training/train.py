@@ -152,6 +152,10 @@ def restore_generator(run_config: Mapping[str, Any], checkpoint: str):
     return model.averaged_generator()
 
 
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def _finite(logs: Mapping[str, float]) -> bool:
     return all(math.isfinite(v) for v in logs.values())
 
@@ -303,10 +307,8 @@ def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, c
         },
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                      "semzoo": __import__("zoo").__version__},
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": _now(),
     }
-    write_json(run_dir / CONFIG_FILE, run_config)
-
     checkpoint = _checkpoint(model, train_iterator)
     manager = tf.train.CheckpointManager(checkpoint, str(run_dir / CHECKPOINT_DIR),
                                          max_to_keep=config.keep_checkpoints)
@@ -315,6 +317,12 @@ def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, c
         # Learning rates may have been overridden for the continuation (e.g. after a NaN stop).
         model.g_optimizer.learning_rate.assign(config.g_learning_rate)
         model.d_optimizer.learning_rate.assign(config.d_learning_rate)
+        # Keep when the run began; note each continuation.
+        stored = read_json(run_dir / CONFIG_FILE)
+        run_config["created"] = stored.get("created", run_config["created"])
+        run_config["resumed"] = [*stored.get("resumed", []),
+                                 {"at": _now(), "from_step": int(model.step_counter.numpy())}]
+    write_json(run_dir / CONFIG_FILE, run_config)
 
     return _loop(model, config, run_dir, manager, train_iterator, val_dataset, history,
                  run_config, manifest, progress, callbacks)
