@@ -18,11 +18,11 @@ import datetime
 import math
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping
 
 from zoo.errors import UserError
+from zoo.training.data import TrainingData, manifest_summary, patch_data
 from zoo.training.rundir import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -65,55 +65,6 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite; the run's last good checkpoint is kept."""
-
-
-@dataclass
-class TrainingData:
-    """Where a run's patches come from (injectable: tests pass a synthetic one).
-
-    ``train(batch_size, seed)`` returns an endless, seeded ``tf.data.Dataset`` of ``(lr, hr)``
-    batches; ``val(batch_size)`` a finite one (or None: no validation); ``manifest`` is the data
-    set's manifest (:func:`zoo.data.patches.load_manifest` schema).
-    """
-
-    manifest: dict
-    train: Callable[[int, int], Any]
-    val: Optional[Callable[[int], Any]]
-    source: str
-
-
-def patch_data(data_dir: str | os.PathLike) -> TrainingData:
-    """The patches written by ``semzoo prepare`` in ``data_dir``."""
-    from zoo.data import patches
-
-    data_dir = Path(data_dir)
-    manifest = patches.load_manifest(data_dir)
-    has_val = any(p.get("split") == "val" and p.get("patches_kept", 0) > 0 for p in manifest["pairs"])
-
-    def train_ds(batch_size: int, seed: int):
-        return patches.training_dataset(data_dir, split="train", batch_size=batch_size, seed=seed)
-
-    def val_ds(batch_size: int):
-        return patches.training_dataset(data_dir, split="val", batch_size=batch_size,
-                                        augment=False, shuffle=False, repeat=False)
-
-    return TrainingData(manifest, train_ds, val_ds if has_val else None, str(data_dir.resolve()))
-
-
-def _manifest_summary(manifest: Mapping[str, Any]) -> dict:
-    pairs = manifest.get("pairs") or []
-    return {
-        "sample_type": manifest.get("sample_type"),
-        "lr_pixel_size_nm": manifest.get("lr_pixel_size_nm"),
-        "hr_pixel_size_nm": manifest.get("hr_pixel_size_nm"),
-        "scale": manifest.get("scale", SCALE),
-        "patch_size": manifest.get("patch_size"),
-        "patches": manifest.get("patches"),
-        "pairs": {split: sorted(p.get("name", "?") for p in pairs if p.get("split") == split)
-                  for split in ("train", "val")},
-        "dataset_hash": manifest.get("dataset_hash"),
-        "simulated": manifest.get("simulated"),
-    }
 
 
 def build_srgan(config, *, seed: int = 0):
@@ -298,7 +249,7 @@ def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, c
         "steps": config.steps,
         "scale": SCALE,
         "training": config.to_dict(),
-        "data": {"source": data.source, **_manifest_summary(manifest)},
+        "data": {"source": data.source, **manifest_summary(manifest)},
         "generator": {
             "divisor": DIVISOR,
             "parameters": int(model.generator.count_params()),
