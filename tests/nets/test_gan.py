@@ -125,3 +125,28 @@ def test_fit_under_mirrored_strategy_and_mixed_bfloat16():
     assert averaged.get_layer("down1_conv1").compute_dtype == "float32"
     out = averaged(np.zeros((1, 8, 16, 1), np.float32))
     assert out.dtype == tf.float32 and tuple(out.shape) == (1, 16, 32, 1)
+
+
+@pytest.mark.slow
+def test_label_noise_is_seeded_and_changes_the_discriminator_targets():
+    import keras
+
+    from zoo.nets.gan import SRGAN
+
+    lr, hr = next(iter(toy_data().val(4)))
+    base = _srgan(seed=0)
+
+    def d_loss(label_noise, seed):
+        model = SRGAN(base.generator, base.discriminator, label_noise=label_noise, seed=seed)
+        model.build((None, None, None, 1))
+        model.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
+        weights = [w.numpy() for w in model.discriminator.weights]
+        loss = float(model._discriminator_step(lr, hr)[0])
+        for w, value in zip(model.discriminator.weights, weights):
+            w.assign(value)  # undo the update so each call starts from the same D
+        return loss
+
+    clean, noisy, again, other_seed = d_loss(0.0, 1), d_loss(0.2, 1), d_loss(0.2, 1), d_loss(0.2, 2)
+    assert noisy == pytest.approx(again, rel=1e-6)
+    assert noisy != pytest.approx(clean, rel=1e-3)
+    assert noisy != pytest.approx(other_seed, rel=1e-3)

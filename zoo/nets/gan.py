@@ -8,8 +8,9 @@ moving average (EMA) of the generator's weights is kept and is what gets exporte
 Pattern: the Keras 3 guide "Customizing what happens in fit() with TensorFlow" (GAN example):
 trackers made in ``__init__``, a ``metrics`` property, ``compile(g_optimizer, d_optimizer, ...)``
 calling ``super().compile()``, ``get_compile_config``/``compile_from_config``, a
-``keras.random.SeedGenerator``. The train step is free of Python-side state, so it runs unchanged
-inside ``tf.distribute.MirroredStrategy`` and under a ``mixed_bfloat16`` policy.
+``keras.random.SeedGenerator``. Which steps update the discriminator is decided on the host
+between two traced steps (:meth:`SRGAN.make_train_function`), so each graph is free of control
+flow and runs unchanged inside ``tf.distribute.MirroredStrategy`` and under ``mixed_bfloat16``.
 """
 
 from __future__ import annotations
