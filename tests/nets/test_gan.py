@@ -114,7 +114,7 @@ def test_fit_under_mirrored_strategy_and_mixed_bfloat16():
         with strategy.scope():
             model = build_srgan(get_preset("tiny"))
         assert model.generator.get_layer("down1_conv1").compute_dtype == "bfloat16"
-        history = model.fit(data.train(4, 0), steps_per_epoch=5, epochs=1, verbose=0,
+        history = model.fit(data.train(4, 0), steps_per_epoch=5, epochs=1, verbose=0, shuffle=False,
                             validation_data=data.val(4))
     finally:
         keras.mixed_precision.set_global_policy(previous)
