@@ -59,6 +59,12 @@ def test_a_real_run_publishes_a_servable_version(tiny_run, tmp_path):
     assert card["training"]["dataset_hash"] == "feedc0de"
     assert card["evaluation"] == {"output": {"psnr": 21.5}}
     assert card["tile"]["divisor"] == 8 and card["tile"]["overlap"] % 8 == 0
+    # The overlap covers the exact receptive field the run recorded (the gradient probe can
+    # under-read it: far-away gradients underflow in float32).
+    from zoo.nets.generator import receptive_field_radius_lr
+    from zoo.nets.presets import get_preset
+
+    assert card["tile"]["overlap"] >= receptive_field_radius_lr(get_preset("tiny"))
 
     # The served function is the run's EMA generator, on a size it never saw.
     image = np.random.default_rng(1).standard_normal((1, 24, 40, 1)).astype(np.float32)

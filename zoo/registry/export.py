@@ -101,7 +101,13 @@ def receptive_field_radius(generator, *, divisor: int, max_probe: int = 1024, se
     )
 
 
-def tile_geometry(generator, *, divisor: int | None = None, min_tile: int = DEFAULT_MIN_TILE) -> dict:
+def tile_geometry(
+    generator,
+    *,
+    divisor: int | None = None,
+    min_tile: int = DEFAULT_MIN_TILE,
+    radius: int | None = None,
+) -> dict:
     """The card's ``tile`` entry: divisor, receptive-field overlap and a tile size.
 
     The overlap is the measured receptive-field radius rounded up to a multiple of the
@@ -109,9 +115,14 @@ def tile_geometry(generator, *, divisor: int | None = None, min_tile: int = DEFA
     (size - 2 x overlap) is one too: tiles then start on the U-Net's pooling grid and
     reproduce the untiled output exactly. The tile is the smallest multiple of the divisor
     that is >= ``min_tile`` and >= 4 x the overlap (at least half of each edge is useful).
+
+    ``radius`` is the exact receptive-field radius (LR px) when the caller knows it (a zoo.nets
+    generator: ``receptive_field_radius_lr(config)``); it is then not measured, because the
+    gradient probe can under-read it where far-away gradients underflow in float32.
     """
     divisor = divisor or generator_divisor(generator)
-    radius = receptive_field_radius(generator, divisor=divisor)
+    if radius is None:
+        radius = receptive_field_radius(generator, divisor=divisor)
     overlap = divisor * math.ceil(radius / divisor)
     size = max(min_tile, 4 * overlap, divisor)
     size += -size % divisor

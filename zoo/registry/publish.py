@@ -124,6 +124,12 @@ def publish_generator(
     return card["name"], version
 
 
+def _known_radius(generator_info: Mapping) -> int | None:
+    """The exact receptive-field radius a training run recorded (None for older runs)."""
+    radius = generator_info.get("receptive_field_radius_lr")
+    return int(radius) if radius is not None else None
+
+
 def publish_run(
     run_dir: str | Path,
     name: str,
@@ -171,7 +177,7 @@ def publish_run(
     card = card_from_run(
         run,
         name=name,
-        tile=tile_geometry(run.generator, divisor=divisor),
+        tile=tile_geometry(run.generator, divisor=divisor, radius=_known_radius(generator_info)),
         sample_type=sample_type,
         evaluation=read_evaluation(evaluation, required=True)
         if evaluation is not None
