@@ -12,6 +12,8 @@ import pytest
 
 from zoo.client.client import EnhanceClient
 
+pytestmark = pytest.mark.slow  # exports two real tiny generators (~8 s)
+
 
 @pytest.fixture(scope="module")
 def real_zoo(tmp_path_factory):
@@ -51,8 +53,12 @@ def test_versions_and_labels_answer_with_their_own_weights(real_server, rng):
     assert results[()][0] == 2 and np.array_equal(results[()][1], v2)
 
 
-@pytest.mark.parametrize("shape", [(75, 101), (64, 64)])
-def test_tiled_equals_untiled_away_from_the_border(real_server, rng, shape):
+@pytest.mark.parametrize("extra", [(13, 77), (0, 0)])
+def test_tiled_equals_untiled_away_from_the_border(real_server, rng, extra):
+    with EnhanceClient(real_server.target, "tiny", version=1) as client:
+        tile = client.model_info().card["tile"]
+    # big enough for several tiles per axis; (0, 0) = sizes that are multiples of the divisor
+    shape = (tile["size"] + 2 * tile["divisor"] + extra[0], tile["size"] + 6 * tile["divisor"] + extra[1])
     image = rng.normal(1000, 100, shape).astype(np.float32)
     with EnhanceClient(real_server.target, "tiny", version=1) as client:
         info = client.model_info()

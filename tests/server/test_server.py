@@ -68,21 +68,26 @@ def test_float_val_requests_are_accepted(stubs, batch):
     np.testing.assert_allclose(outputs(predict.Predict(request, timeout=30)), nearest2x(batch), rtol=1e-6)
 
 
+def card_request(version):
+    import tensorflow as tf
+
+    request = predict_request(version=version, signature="card")
+    request.inputs["batch"].CopyFrom(tf.make_tensor_proto(np.zeros(1, np.int32)))
+    return request
+
+
 def test_card_signature_returns_the_card_json(stubs, tiny_zoo):
     import json
 
-    import tensorflow as tf
-
+    from zoo.client.protos import to_ndarray
     from zoo.registry.store import Zoo
 
     predict, _ = stubs
-    response = predict.Predict(predict_request(version=2, signature="card"), timeout=30)
-    card = json.loads(tf.make_ndarray(response.outputs["card"]).item()) if not response.outputs["card"].tensor_content else None
-    if card is None:  # tensor_content: TensorFlow's EncodeStringList (varint length + bytes)
-        from zoo.client.protos import to_ndarray
-
-        card = json.loads(to_ndarray(response.outputs["card"]).item())
-    assert card == Zoo(tiny_zoo).card("tiny", 2)
+    tensor = predict.Predict(card_request(2), timeout=30).outputs["card"]
+    # tensor_content for strings is TensorFlow's EncodeStringList (varint lengths, then bytes),
+    # as tensorflow_model_server --enable_serialization_as_tensor_content writes it
+    assert tensor.tensor_content and not tensor.string_val
+    assert json.loads(to_ndarray(tensor)[0]) == Zoo(tiny_zoo).card("tiny", 2)
 
 
 def test_get_model_metadata_matches_tf_serving_shape(stubs, tiny_zoo):
@@ -247,7 +252,7 @@ def test_responses_as_float_val_when_asked(tiny_zoo, batch):
         with grpc.insecure_channel(srv.target) as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             response = stub.Predict(predict_request(version=1, image=batch), timeout=30)
-            card = stub.Predict(predict_request(version=1, signature="card"), timeout=30)
+            card = stub.Predict(card_request(1), timeout=30)
     tensor = response.outputs["enhanced"]
     assert not tensor.tensor_content and len(tensor.float_val) == batch.size * 4
     np.testing.assert_allclose(tf.make_ndarray(tensor), nearest2x(batch), rtol=1e-6)

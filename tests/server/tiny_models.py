@@ -2,8 +2,9 @@
 
 ``serving_default``: ``image`` (N,H,W,1) float32 -> ``enhanced`` (N,2H,2W,1) =
 ``gain`` x nearest-neighbour x2 of the input, plus (``conv=True``) a fixed seeded 5x5 conv
-of the input (receptive-field radius 2 LR px), so tiling seams would show. ``card``: the card
-JSON, read from the SavedModel asset at call time (as the registry's export does).
+of the input (receptive-field radius 2 LR px), so tiling seams would show. ``card``: ``batch``
+int32 (N,) -> the card JSON (N,), read from the SavedModel asset at call time (as the
+registry's export does).
 Versions are written in the zoo layout models/<name>/<version>/ with both card copies and
 every file's sha256 in the card, by the zoo's own ``publish_version``.
 """
@@ -65,9 +66,9 @@ def save_tiny_model(out_dir: Path, card: dict, *, gain: float = 1.0, conv: bool 
                     up = up + tf.repeat(tf.repeat(detail, 2, axis=1), 2, axis=2)
                 return {"enhanced": up}
 
-            @tf.function(input_signature=[])
-            def card(self):
-                return {"card": tf.io.read_file(self.card_file.asset_path)}
+            @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="batch")])
+            def card(self, batch):
+                return {"card": tf.fill(tf.shape(batch)[:1], tf.io.read_file(self.card_file.asset_path))}
 
         module = Tiny()
         tf.saved_model.save(module, str(out_dir), signatures={"serving_default": module.serve, "card": module.card})

@@ -171,17 +171,34 @@ class EnhanceClient:
         dims = [d.size for d in input_info.tensor_shape.dim]
         if input_info.dtype != protos.DT_FLOAT or len(dims) != 4 or dims[-1] not in (-1, 1):
             raise ServerError(f"{name} version {served_version}: serving_default does not take (N,H,W,1) float32 images")
-        card = self._card(name, served_version)
+        card = self._card(name, served_version, signature_map.signature_def.get("card"))
         info = ModelInfo(name, served_version, input_name, output_name, card)
         self._info[key] = info
         return info
 
-    def _card(self, name: str, version: int) -> dict:
+    def _card(self, name: str, version: int, signature) -> dict:
+        """The card JSON through the ``card`` signature (any TF Serving answers it via Predict).
+
+        The signature takes either nothing or one dummy batched input (``batch`` int32 (N,),
+        which TF Serving's --enable_batching needs); we send one element and read element 0.
+        """
+        if signature is None:
+            raise ServerError(f"{name} version {version} has no card signature: not a semzoo model?")
+        if len(signature.inputs) > 1:
+            raise ServerError(f"{name} version {version}: the card signature must take at most one input")
         m = self._messages
         request = m.PredictRequest()
         request.model_spec.name = name
         request.model_spec.version.value = version
         request.model_spec.signature_name = "card"
+        for alias, info in signature.inputs.items():
+            rank = len(info.tensor_shape.dim)
+            try:
+                request.inputs[alias].CopyFrom(
+                    protos.make_tensor(np.zeros((1,) * rank), info.dtype, m.TensorProto)
+                )
+            except ValueError:
+                raise ServerError(f"{name} version {version}: unsupported card input {alias!r}") from None
         response = self._call(protos.PREDICT, request, m.PredictResponse)
         if len(response.outputs) != 1:
             raise ServerError(f"{name} version {version}: the card signature must return one string")

@@ -168,11 +168,18 @@ _NUMPY = {
 
 def float_tensor(array, tensor_cls=None):
     """A DT_FLOAT TensorProto with little-endian ``tensor_content`` (what TF Serving reads fastest)."""
+    return make_tensor(array, DT_FLOAT, tensor_cls)
+
+
+def make_tensor(array, dtype: int, tensor_cls=None):
+    """A numeric TensorProto of TensorFlow type ``dtype`` (DT_FLOAT, DT_INT32, ...) as tensor_content."""
     import numpy as np
 
     tensor_cls = tensor_cls or messages().TensorProto
-    array = np.ascontiguousarray(array, dtype="<f4")
-    proto = tensor_cls(dtype=DT_FLOAT, tensor_content=array.tobytes())
+    if dtype not in _NUMPY:
+        raise ValueError(f"unsupported tensor dtype {dtype}")
+    array = np.ascontiguousarray(array, dtype=_NUMPY[dtype][0])
+    proto = tensor_cls(dtype=dtype, tensor_content=array.tobytes())
     for size in array.shape:
         proto.tensor_shape.dim.add(size=size)
     return proto
