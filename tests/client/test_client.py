@@ -243,3 +243,14 @@ def test_a_version_replaced_mid_image_restarts_the_image_on_the_new_one(tmp_path
     assert client.last_run["version"] == 2
     mean = image.mean(dtype=np.float64)
     np.testing.assert_allclose(out, 2 * (nearest2x(image) - mean) + mean, rtol=1e-4, atol=1e-2)
+
+
+def test_a_larger_tile_size_means_fewer_tiles_and_the_same_result(served, rng):
+    image = rng.normal(100, 20, (75, 101)).astype(np.float32)
+    with EnhanceClient(served.target, "conv") as card_tiles, EnhanceClient(served.target, "conv", tile_size=64) as big:
+        small_out, _ = card_tiles.enhance(image, 14.2)
+        big_out, _ = big.enhance(image, 14.2)
+        tiny_request = EnhanceClient(served.target, "conv", tile_size=8)  # below the card's 32: card wins
+        tiny_request.enhance(image, 14.2)
+    assert big.last_run["tiles"] < card_tiles.last_run["tiles"] == tiny_request.last_run["tiles"]
+    np.testing.assert_allclose(big_out, small_out, atol=1e-3)

@@ -27,6 +27,10 @@ def enhance(
         bool, typer.Option("--compare", help="Also write NAME.compare.png: Lanczos x2 input | output.")
     ] = False,
     overwrite: OverwriteOption = False,
+    tile_size: Annotated[
+        Optional[int],
+        typer.Option("--tile-size", min=8, help="LR tile edge in px (default: the model card's); larger is faster on big images."),
+    ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Refuse images whose pixel size is >10% off the model's.")
     ] = False,
@@ -68,6 +72,7 @@ def enhance(
             label=label,
             candidates=names,
             strict=strict,
+            tile_size=tile_size,
         ) as client, progress_bar("enhancing", None) as update, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if strict:  # refuse before writing anything, not halfway through a folder

@@ -79,6 +79,9 @@ class EnhanceClient:
     that found no server (UNAVAILABLE, or DEADLINE_EXCEEDED before a connection existed) is
     tried again, with exponential backoff from ``backoff_s``. ``tls_root_cert``: PEM file (or
     bytes) of the CA that signed the server's certificate; None for plain TCP.
+    ``batch_size`` tiles per request, ``concurrency`` requests in flight. ``tile_size``: LR
+    tile edge (default: the card's; never smaller). Each tile spends ``2 * overlap + blend``
+    pixels per axis on context, so on a GPU server larger tiles (512-1024 px) waste far less.
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class EnhanceClient:
         max_message_mb: int = DEFAULT_MAX_MESSAGE_MB,
         tls_root_cert: str | Path | bytes | None = None,
         strict: bool = False,
+        tile_size: int | None = None,
     ):
         targets = [target] if isinstance(target, str) else list(target)
         if not targets or not all(isinstance(t, str) and t for t in targets):
@@ -108,6 +112,9 @@ class EnhanceClient:
         self.targets, self.model, self.version, self.label = targets, model, version, label
         self.candidates = list(candidates)
         self.batch_size, self.concurrency, self.strict = max(1, batch_size), max(1, concurrency), strict
+        if tile_size is not None and tile_size < 1:
+            raise UserError(f"tile size must be positive, got {tile_size}")
+        self.tile_size = tile_size
         self.last_run: dict = {}
         self._messages = protos.messages()
         self._replicas = Replicas(
@@ -325,9 +332,10 @@ class EnhanceClient:
         normalised /= np.float32(std)
 
         tile = info.card["tile"]
+        size, divisor = int(self.tile_size or tile["size"]), int(tile["divisor"])
+        size = max(size + -size % divisor, int(tile["size"]))  # never below the card's tile
         blender = TileBlender(
-            *image.shape, scale=info.scale, tile=int(tile["size"]),
-            context=int(tile["overlap"]), divisor=int(tile["divisor"]),
+            *image.shape, scale=info.scale, tile=size, context=int(tile["overlap"]), divisor=divisor,
         )
         by_shape: dict[tuple, list] = {}
         for t in blender.tiles:
