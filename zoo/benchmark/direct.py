@@ -1,0 +1,115 @@
+"""In-process measurements: the SavedModel called directly, its FLOPs, and the Lanczos floor.
+
+These are the reference the served numbers are divided by. The model is loaded exactly as the
+embedded server loads it (``tf.saved_model.load`` + the ``serving_default`` signature), so the
+ratio served / direct is the cost of gRPC, (de)serialisation, normalisation and tiling alone.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+class DirectModel:
+    """A zoo version's ``serving_default`` signature, called in this process."""
+
+    def __init__(self, version_dir: str | Path):
+        import tensorflow as tf
+
+        self.path = Path(version_dir)
+        self._tf = tf
+        self._loaded = tf.saved_model.load(str(self.path))  # keeps the variables alive
+        self.function = self._loaded.signatures["serving_default"]
+        (self.output_name,) = self.function.structured_outputs
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """(N, H, W, 1) float32 normalised LR -> (N, 2H, 2W, 1) float32."""
+        out = self.function(image=self._tf.constant(batch))[self.output_name]
+        return out.numpy()
+
+    def gflop_per_image(self, lr_height: int, lr_width: int) -> float:
+        """Floating-point operations of one (1, H, W, 1) call, in GFLOP.
+
+        Counted by TensorFlow's profiler (``tf.compat.v1.profiler`` with
+        ``float_operation()``) on the signature's graph frozen at that input shape: every op
+        with a registered FLOP count (Conv2D counts 2 per multiply-add, plus bias adds,
+        activations' arithmetic, pooling). Padding to the generator's divisor is included,
+        because the served function pads too.
+        """
+        tf = self._tf
+        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+        function = self.function
+
+        @tf.function
+        def fixed(image):
+            return function(image=image)
+
+        concrete = fixed.get_concrete_function(tf.TensorSpec([1, lr_height, lr_width, 1], tf.float32))
+        graph_def = convert_variables_to_constants_v2(concrete).graph.as_graph_def()
+        graph = tf.Graph()
+        logger = tf.get_logger()
+        level = logger.level
+        logger.setLevel("ERROR")  # the v1 profiler warns about its own deprecated helpers
+        try:
+            with graph.as_default():
+                tf.graph_util.import_graph_def(graph_def, name="")
+                options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+                options["output"] = "none"
+                profile = tf.compat.v1.profiler.profile(graph, options=options)
+        finally:
+            logger.setLevel(level)
+        return profile.total_float_ops / 1e9
+
+
+def timed(function: Callable[[], object]) -> float:
+    """Seconds one call takes (wall clock: what a user waits for)."""
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def lanczos_x2(image: np.ndarray) -> np.ndarray:
+    """The floor every network must beat: OpenCV's Lanczos4 x2, as the generator's first layer."""
+    import cv2
+
+    h, w = image.shape
+    return cv2.resize(image, (2 * w, 2 * h), interpolation=cv2.INTER_LANCZOS4)
+
+
+def direct_tiled(model: DirectModel, image: np.ndarray, card: dict, *, tile_size: int | None, batch_size: int) -> np.ndarray:
+    """Enhance a normalised 2-D image tile by tile in-process, with the client's exact tiling.
+
+    Same tile grid (:class:`zoo.client.tiling.TileBlender` with the card's geometry and the
+    client's rule for ``tile_size``), same batches of equal-shaped tiles, same blending: the
+    in-process counterpart of ``EnhanceClient.enhance`` on one thread.
+    """
+    from zoo.client.tiling import TileBlender
+
+    tile = card["tile"]
+    size = tile_edge(card, tile_size)
+    blender = TileBlender(
+        *image.shape, scale=int(card["scale"]), tile=size, context=int(tile["overlap"]), divisor=int(tile["divisor"])
+    )
+    by_shape: dict[tuple, list] = {}
+    for t in blender.tiles:
+        by_shape.setdefault(t.shape, []).append(t)
+    for group in by_shape.values():
+        for i in range(0, len(group), batch_size):
+            tiles = group[i:i + batch_size]
+            stack = np.stack([image[t.y0:t.y0 + t.h, t.x0:t.x0 + t.w] for t in tiles])[..., None]
+            for t, out in zip(tiles, model(stack)):
+                blender.add(t, out[..., 0])
+    return blender.result()
+
+
+def tile_edge(card: dict, tile_size: int | None) -> int:
+    """The LR tile edge the client uses for ``tile_size`` (rounded up to the divisor, never
+    below the card's tile): kept in step with ``EnhanceClient._enhance_with``."""
+    tile = card["tile"]
+    size, divisor = int(tile_size or tile["size"]), int(tile["divisor"])
+    return max(size + -size % divisor, int(tile["size"]))

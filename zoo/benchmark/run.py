@@ -1,0 +1,176 @@
+"""One benchmark run: direct vs served throughput, concurrency, memory, the Lanczos floor.
+
+Direct and served calls alternate (direct, served, direct, ...) and each side's median is
+used, so a background load that changes during the run (other processes on a shared
+machine) affects both sides alike and the *ratios* stay meaningful even when absolute numbers
+are depressed. The load average at the start and end is recorded with the results.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class BenchSizes:
+    """What one run measures (LR pixel edges; outputs are twice as large)."""
+
+    whole: int = 390  # 780 x 780 output, as the paper's timing
+    rounds: int = 5  # alternating direct/served whole-image calls, per side
+    tiled: int = 2048  # 4096 x 4096 output
+    large_tile: int = 1024  # a second tiled run with tiles this large (0: skip)
+    clients: tuple[int, ...] = (1, 2, 4)
+    requests_per_client: int = 4
+    memory: int = 4096  # 4096 x 4096 input -> 8192 x 8192
+    memory_tile: int = 1024  # client tile size for the memory run (0: the card's)
+    batch_size: int = 4  # tiles per request (EnhanceClient's default)
+
+    @classmethod
+    def quick(cls) -> "BenchSizes":
+        """Seconds on a tiny model: checks the machinery, not the machine."""
+        return cls(whole=96, rounds=2, tiled=256, large_tile=0, clients=(1, 2), requests_per_client=2,
+                   memory=256, memory_tile=0)
+
+
+@dataclass
+class BenchResult:
+    model: str
+    version: int
+    sizes: BenchSizes
+    environment: dict = field(default_factory=dict)
+    whole: dict = field(default_factory=dict)
+    tiled: list[dict] = field(default_factory=list)
+    lanczos: dict = field(default_factory=dict)
+    concurrency: list[dict] = field(default_factory=list)
+    memory: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def environment() -> dict:
+    """Machine, software and load at the time of measuring."""
+    import tensorflow as tf
+
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "avx512_bf16": "avx512_bf16" in flags.split(),
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+        "tensorflow": tf.__version__,
+        "python": platform.python_version(),
+        "load_start": os.getloadavg()[0],
+        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def run_benchmark(
+    zoo_root: str | Path,
+    name: str,
+    version: int,
+    *,
+    sizes: BenchSizes | None = None,
+    progress: ProgressCallback | None = None,
+) -> BenchResult:
+    """Benchmark zoo version ``name:version`` (see :mod:`zoo.benchmark`); returns the numbers."""
+    from zoo.benchmark.direct import DirectModel, direct_tiled, lanczos_x2, tile_edge, timed
+    from zoo.benchmark.served import ServerProcess, concurrent_clients, enhance_memory
+    from zoo.client.client import EnhanceClient
+    from zoo.registry.store import Zoo
+
+    sizes = sizes or BenchSizes()
+    zoo = Zoo(zoo_root)
+    card = dict(zoo.card(name, version))
+    result = BenchResult(name, version, sizes, environment())
+    tile_sizes = [None] + ([sizes.large_tile] if sizes.large_tile and sizes.large_tile > card["tile"]["size"] else [])
+    steps = 4 + len(tile_sizes)
+    step = progress or (lambda done, total: None)
+    step(0, steps)
+    rng = np.random.default_rng(0)
+
+    model = DirectModel(zoo.version_dir(name, version))
+    whole = rng.standard_normal((1, sizes.whole, sizes.whole, 1)).astype(np.float32)
+    model(whole)  # first call traces and optimises the graph: not what a served request pays
+    gflop = model.gflop_per_image(sizes.whole, sizes.whole)
+    step(1, steps)
+
+    with ServerProcess(zoo.root, name, version) as server:
+        with EnhanceClient(server.target, name, version=version, batch_size=sizes.batch_size) as client:
+            info = client.model_info()
+            client.predict(whole, info)
+            direct_s, served_s = [], []
+            for _ in range(sizes.rounds):
+                direct_s.append(timed(lambda: model(whole)))
+                served_s.append(timed(lambda: client.predict(whole, info)))
+            direct, served = float(np.median(direct_s)), float(np.median(served_s))
+            result.whole = {
+                "lr": sizes.whole, "output": 2 * sizes.whole, "gflop_per_image": gflop,
+                "direct_images_per_s": 1 / direct, "served_images_per_s": 1 / served,
+                "direct_gflop_per_s": gflop / direct, "served_gflop_per_s": gflop / served,
+                "ratio": direct / served, "rounds": sizes.rounds,
+            }
+            lanczos_image = rng.standard_normal((sizes.whole, sizes.whole)).astype(np.float32)
+            reps = max(5, sizes.rounds)
+            result.lanczos = {
+                "output": 2 * sizes.whole,
+                "images_per_s": reps / sum(timed(lambda: lanczos_x2(lanczos_image)) for _ in range(reps)),
+            }
+            step(2, steps)
+
+            image = rng.standard_normal((sizes.tiled, sizes.tiled)).astype(np.float32)
+            output_mpx = (2 * sizes.tiled) ** 2 / 1e6
+            for i, tile_size in enumerate(tile_sizes):
+                batch = batch_for(tile_edge(card, tile_size), sizes.batch_size)
+                client.tile_size, client.batch_size = tile_size, batch
+                first = image[:tile_edge(card, tile_size), :tile_edge(card, tile_size)]
+                client.enhance(first, 14.2)  # a new tile shape: oneDNN sets up its kernels once per side
+                direct_tiled(model, first, card, tile_size=tile_size, batch_size=batch)
+                d = timed(lambda: direct_tiled(model, image, card, tile_size=tile_size, batch_size=batch))
+                s = timed(lambda: client.enhance(image, 14.2))
+                result.tiled.append({
+                    "lr": sizes.tiled, "output": 2 * sizes.tiled, "tile": tile_edge(card, tile_size),
+                    "tiles": client.last_run["tiles"], "batch": batch, "direct_s": d, "served_s": s,
+                    "direct_mpx_per_s": output_mpx / d, "served_mpx_per_s": output_mpx / s, "ratio": d / s,
+                    "lanczos_mpx_per_s": output_mpx / timed(lambda: lanczos_x2(image)),
+                })
+                step(3 + i, steps)
+
+        for n in sizes.clients:
+            result.concurrency.append(
+                concurrent_clients(server.target, name, version, whole, clients=n, requests=sizes.requests_per_client)
+            )
+        step(steps - 1, steps)
+        memory_tile = tile_edge(card, sizes.memory_tile or None)
+        memory_batch = batch_for(memory_tile, sizes.batch_size)
+        result.memory = enhance_memory(
+            server, size=sizes.memory, tile_size=sizes.memory_tile or None, batch_size=memory_batch
+        )
+        result.memory.update(tile=memory_tile, batch=memory_batch)
+    result.environment["load_end"] = os.getloadavg()[0]
+    step(steps, steps)
+    return result
+
+
+def batch_for(tile: int, batch_size: int) -> int:
+    """Tiles per request: ``batch_size`` for tiles up to 512 px, else one (a batch of four
+    1024 px tiles has 3 GiB activation tensors on the x2 grid: memory, not speed, binds)."""
+    return batch_size if tile <= 512 else 1
