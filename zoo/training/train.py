@@ -151,6 +151,7 @@ def train(
     overrides: Mapping[str, Any] | None = None,
     data: TrainingData | None = None,
     callbacks: list | None = None,
+    setup: Callable[[Any, Any], None] | None = None,
 ) -> Run:
     """Train the SRGAN (paper Eqs. 1-4) on prepared patches; write the run directory ``out_dir``.
 
@@ -177,7 +178,12 @@ def train(
     data : TrainingData, optional
         Use these patches instead of ``data_dir``'s.
     callbacks : list of keras.callbacks.Callback, optional
-        Extra callbacks; ``on_train_batch_end(step, logs)`` gets the 1-based step count.
+        Extra callbacks; ``on_train_batch_end(step, logs)`` gets the 1-based step count. A
+        callback that sets ``model.stop_training = True`` (Keras' convention, e.g. in
+        ``on_epoch_end`` after a validation) ends the run after that step.
+    setup : callable(model, train_iterator), optional
+        Called once on a new run, after the compiled SRGAN and the training iterator exist and
+        before the first step (e.g. fine-tuning loads a parent's weights and freezes layers).
 
     Returns
     -------
@@ -218,12 +224,13 @@ def train(
         keras.mixed_precision.set_global_policy(config.mixed_precision)
     try:
         return _run(data, config, run_dir, resume, seed, sample_type, manifest, progress,
-                    callbacks or [])
+                    callbacks or [], setup)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, callbacks) -> Run:
+def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, callbacks,
+         setup=None) -> Run:
     import keras
     import tensorflow as tf
 
@@ -233,6 +240,8 @@ def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, c
     model = build_srgan(config, seed=seed)
     train_iterator = iter(data.train(config.batch_size, seed))
     val_dataset = data.val(config.batch_size) if data.val is not None else None
+    if setup is not None and not resume:
+        setup(model, train_iterator)
 
     if not resume:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -342,6 +351,9 @@ def _loop(model, config, run_dir, manager, iterator, val_dataset, history, run_c
                 write_json(run_dir / HISTORY_FILE, history)
             if progress:
                 progress(step, total)
+            if getattr(model, "stop_training", False):
+                history["stopped_early_at"] = step
+                break
     except KeyboardInterrupt:
         if step != last_saved:
             manager.save(checkpoint_number=step)
