@@ -177,6 +177,14 @@ class SRGAN(keras.Model):
         self.d_optimizer.apply(grads, self.discriminator.trainable_variables)
         return d_loss, tf.reduce_mean(d_real), tf.reduce_mean(d_fake)
 
+    def train_discriminator(self, lr, hr):
+        """One update of D alone with Eq. 4, the generator fixed; returns (d_loss, D(z), D(G(x))).
+
+        For warming up a fresh discriminator before fine-tuning a trained generator (the zoo
+        keeps only generators), so that its first gradients to G are not noise.
+        """
+        return self._discriminator_step(lr, tf.cast(hr, tf.float32))
+
     def _update_ema(self):
         step = tf.cast(self.step_counter, tf.float32)
         decay = tf.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
