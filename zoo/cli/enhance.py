@@ -48,8 +48,15 @@ def enhance(
 
     spec = ModelSpec.parse(model) if model is not None else None
     jobs = plan(inputs, out, compare=compare, overwrite=overwrite)
-    # Every input readable and with a pixel size before anything is written.
-    pixel_sizes = [read_checked(job, pixel_size).pixel_size_nm for job in jobs]
+    # Every input readable and with a pixel size before anything is written; what reading
+    # had to adapt (RGB made gray, several pages) is said now, not lost.
+    pixel_sizes = []
+    for job in jobs:
+        sem = read_checked(job, pixel_size)
+        pixel_sizes.append(sem.pixel_size_nm)
+        for message in sem.warnings:
+            typer.echo(f"warning: {job.source}: {message}", err=True)
+        del sem  # one image in memory at a time, however many inputs
 
     zoo_dir = Path(zoo) if zoo is not None else default_zoo()
     embedded = None
