@@ -207,6 +207,9 @@ class Zoo:
     def verify(self, name: str, version: int) -> list[str]:
         """Problems with a version's files (empty list = every sha256 matches the card)."""
         vdir = self.version_dir(name, version)
+        links = _symlinks(vdir)
+        if links:  # a SavedModel is a program: run only files that live in the zoo
+            return links
         try:
             card_text = (vdir / CARD_PATH).read_text(encoding="utf-8")
             card = card_from_json(card_text, source=CARD_PATH)
@@ -355,6 +358,25 @@ class Zoo:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+
+def _symlinks(version_dir: Path) -> list[str]:
+    """Symbolic links in a version directory (or the directory itself being one), as problems.
+
+    Publishing copies files (never links), so a link means the version was altered after
+    publishing and may point at files outside the zoo, which the card's sha256s cannot vouch
+    for (whoever placed the link could have placed a matching card too).
+    """
+    if version_dir.is_symlink():
+        return [f"the version directory is a symbolic link to {os.readlink(version_dir)}"]
+    problems = []
+    for root, dirs, files in os.walk(version_dir):  # followlinks=False: links are reported, not entered
+        for entry in sorted(dirs + files):
+            path = Path(root) / entry
+            if path.is_symlink():
+                rel = path.relative_to(version_dir).as_posix()
+                problems.append(f"{rel} is a symbolic link to {os.readlink(path)}")
+    return problems
 
 
 def _valid_name(name: str) -> bool:
