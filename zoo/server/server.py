@@ -90,6 +90,14 @@ class EmbeddedServer:
             self.source = ZooSource(zoo)
         else:  # a models.config file, or a ModelServerConfig proto given in code
             self.source = ConfigFileSource(model_config, config)
+        # Where a HandleReloadConfigRequest may point (any client can send one): inside the
+        # zoo, or beside the models the operator's config file names. A config given in code
+        # is the caller's own choice (None: no limit).
+        self.allowed_roots: list[Path] | None = None
+        if zoo is not None:
+            self.allowed_roots = [Path(zoo).resolve()]
+        elif model_config is not None:
+            self.allowed_roots = sorted({s.base_path.resolve().parent for s in self.source()})
         self.host, self.requested_port = host, port
         self.poll_seconds = poll_seconds
         self.max_message_bytes = max_message_mb * 1024 * 1024
@@ -175,7 +183,19 @@ class EmbeddedServer:
 
     # -- model config ------------------------------------------------------------------------
     def reload_config(self, config) -> None:
-        """Serve a new ModelServerConfig (HandleReloadConfigRequest); loads before returning."""
+        """Serve a new ModelServerConfig (HandleReloadConfigRequest); loads before returning.
+
+        Base paths outside :attr:`allowed_roots` are refused (UserError): a SavedModel is a
+        program, and a remote client must not choose which programs this server runs.
+        """
+        if self.allowed_roots is not None:
+            for model in config.model_config_list.config:
+                base = Path(model.base_path).resolve()
+                if not any(base == root or root in base.parents for root in self.allowed_roots):
+                    raise UserError(
+                        f"model {model.name!r}: base_path {model.base_path} is outside "
+                        f"{', '.join(map(str, self.allowed_roots))}; this server loads models only from there"
+                    )
         if isinstance(self.source, ConfigFileSource):
             self.source.replace(config)
         else:
