@@ -33,7 +33,6 @@ procedure does on unseen images (cross-validation), as no unseen image remains.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import tempfile
 import time
@@ -44,18 +43,22 @@ from typing import Any, Callable, Mapping
 from zoo.errors import UserError
 from zoo.training import calibration as C
 from zoo.training.finetune_metrics import ROW_LABELS, ROWS, compare, json_number, json_table, pool
+from zoo.training.finetune_run import (
+    LR_FACTOR,
+    PATIENCE,
+    REGISTRATION_UNITS,
+    Meter,
+    parent_generator,
+    train_from_parent,
+    warmup_steps,
+)
 
 __all__ = ["FinetuneResult", "FoldResult", "ROW_LABELS", "check_lineage", "finetune"]
 
 ProgressCallback = Callable[[int, int], None]
 
 FREEZE_CHOICES = ("encoder", "none")
-LR_FACTOR = 0.25
-PATIENCE = 3
-VALIDATIONS = 10  # validations per fold at most (every steps / VALIDATIONS steps)
 DEFAULT_STEPS = {"small": 300, "paper": 1000, "tiny": 16}
-# Work units for the progress bar: one registration costs about this many training steps.
-REGISTRATION_UNITS = 10
 
 
 @dataclass
@@ -131,90 +134,6 @@ def check_lineage(zoo, new_name: str, parent: tuple[str, int]) -> None:
         raise UserError(
             f"model {new_name!r} already exists and descends from {theirs!r}; a fine-tune of "
             f"{parent[0]}:{parent[1]} (from {ours!r}) would mix lineages: choose another --name")
-
-
-def warmup_steps(steps: int) -> int:
-    """Discriminator-only steps before fine-tuning: a tenth of the budget, at least 4."""
-    return max(4, steps // 10)
-
-
-def _encoder_layers(generator) -> list:
-    # zoo.nets.generator names the input block in_conv* and the contracting path down*.
-    return [layer for layer in generator.layers if layer.name.startswith(("in_conv", "down"))]
-
-
-def _setup(version_dir: Path, freeze: str, warmup: int):
-    """train()'s setup hook: parent weights into G and its EMA twin, freeze, warm up D."""
-
-    def setup(model, iterator) -> None:
-        import tensorflow as tf
-
-        from zoo.registry.export import load_generator_weights
-
-        load_generator_weights(version_dir, model.generator)
-        model.ema_generator.set_weights(model.generator.get_weights())
-        if freeze == "encoder":
-            for layer in _encoder_layers(model.generator):
-                layer.trainable = False
-        step = tf.function(model.train_discriminator)
-        for _ in range(warmup):
-            lr, hr = next(iterator)
-            step(lr, hr)
-
-    return setup
-
-
-def _early_stopping(val_data, patience: int):
-    """A Keras callback: validation L1 of the EMA generator; keeps the best weights, stops late ones."""
-    import keras
-
-    class BestOnValidation(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            scores = self.model.evaluate(val_data, verbose=0, return_dict=True)
-            self.parent_l1 = self.best = float(scores["l1"])
-            self.best_step, self.wait = 0, 0
-            self.best_weights = [w.numpy() for w in self.model.ema_generator.weights]
-
-        def on_epoch_end(self, epoch, logs=None):
-            value = (logs or {}).get("val_l1")
-            if value is None:
-                return
-            if value < self.best:
-                self.best, self.wait = float(value), 0
-                self.best_step = int(self.model.step_counter.numpy())
-                self.best_weights = [w.numpy() for w in self.model.ema_generator.weights]
-            else:
-                self.wait += 1
-                if self.wait >= patience:
-                    self.model.stop_training = True
-
-    return BestOnValidation()
-
-
-def _config_overrides(preset, steps: int, val_patches: int | None) -> dict:
-    every = max(1, steps // VALIDATIONS)
-    overrides = {
-        "g_learning_rate": preset.g_learning_rate * LR_FACTOR,
-        "validate_every": every if val_patches else steps,
-        "checkpoint_every": steps,  # one checkpoint at the end (the run dir is temporary)
-        "keep_checkpoints": 1,
-        "log_every": max(1, every),
-    }
-    if val_patches:
-        overrides["validation_steps"] = max(1, math.ceil(val_patches / preset.batch_size))
-    return overrides
-
-
-def _training_data(data_dir: Path, with_val: bool):
-    from zoo.training.data import TrainingData, patch_data
-
-    base = patch_data(data_dir)
-    return TrainingData(
-        base.manifest,
-        lambda batch_size, seed: C.jittered(base.train(batch_size, seed), seed),
-        base.val if with_val else None,
-        base.source,
-    )
 
 
 def finetune(
@@ -295,7 +214,7 @@ def finetune(
 
     n_folds = len(pairs) if 2 <= len(pairs) <= C.LEAVE_ONE_OUT_MAX_PAIRS else 1
     retrain = len(pairs) <= C.LEAVE_ONE_OUT_MAX_PAIRS
-    meter = _Meter(progress, REGISTRATION_UNITS * len(pairs) + (n_folds + retrain) * steps)
+    meter = Meter(progress, REGISTRATION_UNITS * len(pairs) + (n_folds + retrain) * steps)
     work = Path(tempfile.mkdtemp(prefix="semzoo-finetune-"))
     try:
         data_dir = work / "data"
@@ -305,11 +224,12 @@ def finetune(
             progress=lambda done, total: meter.at(REGISTRATION_UNITS * done))
         manifest = prepared.manifest
         version_dir = zoo.version_dir(parent_name, parent_version)
-        parent_gen = _parent_generator(preset, version_dir)
+        parent_gen = parent_generator(preset, version_dir)
+        parent_weights = parent_gen.get_weights()
         fold_results, last_run = [], None
         warmup = warmup_steps(steps)  # the same D warm-up for the folds and the final run
         for k, fold in enumerate(C.folds(data_dir, work / "folds", seed=seed)):
-            run, stopper = _train(fold.data_dir, work / f"run-{k}", preset, steps, freeze, seed, version_dir,
+            run, stopper = train_from_parent(fold.data_dir, work / f"run-{k}", preset, steps, freeze, seed, parent_weights,
                                   manifest.get("sample_type"), fold.val_patches, meter, warmup)
             generator = run.generator
             generator.set_weights(stopper.best_weights)
@@ -329,7 +249,7 @@ def finetune(
             final_steps = max(1, round(sum(best) / len(best)))
             meter.total = meter.done + final_steps
             final_dir = C.all_pairs_dir(data_dir, work / "folds")
-            last_run, _ = _train(final_dir, work / "run-all", preset, final_steps, freeze, seed, version_dir,
+            last_run, _ = train_from_parent(final_dir, work / "run-all", preset, final_steps, freeze, seed, parent_weights,
                                  manifest.get("sample_type"), None, meter, warmup)
             generator, trained_on = last_run.generator, [p["name"] for p in manifest["pairs"]]
         else:
@@ -347,25 +267,6 @@ def finetune(
                           warnings, time.monotonic() - started, C.cpu_seconds() - cpu0)
 
 
-class _Meter:
-    """Progress in work units (training steps; a registration counts REGISTRATION_UNITS)."""
-
-    def __init__(self, progress, total: int):
-        self.progress, self.total, self.done, self.base = progress, total, 0, 0
-
-    def at(self, done: int) -> None:
-        self.done = self.base + done
-        if self.progress:
-            self.progress(min(self.done, self.total), self.total)
-
-    def stage(self) -> None:
-        self.base = self.done
-
-    def finish(self) -> None:
-        self.total = self.done
-        self.at(self.done - self.base)
-
-
 def _parent_preset(card: Mapping[str, Any], parent_ref: str):
     from zoo.nets.presets import get_preset
 
@@ -375,32 +276,6 @@ def _parent_preset(card: Mapping[str, Any], parent_ref: str):
     except UserError:
         raise UserError(f"the parent {parent_ref} was not trained with a known preset ({preset!r}): "
                         "its architecture cannot be rebuilt for fine-tuning") from None
-
-
-def _parent_generator(preset, version_dir: Path):
-    from zoo.nets.generator import build_generator
-    from zoo.registry.export import load_generator_weights
-
-    generator = build_generator(preset)
-    load_generator_weights(version_dir, generator)
-    return generator
-
-
-def _train(data_dir, run_dir, preset, steps, freeze, seed, version_dir, sample_type, val_patches, meter,
-           warmup):
-    """One fine-tuning run through zoo.training.train; returns (Run, early-stopping callback)."""
-    from zoo.training.train import train
-
-    meter.stage()
-    data = _training_data(data_dir, with_val=bool(val_patches))
-    callbacks = [_early_stopping(data.val(preset.batch_size), PATIENCE)] if val_patches else []
-    run = train(None, run_dir, sample_type=sample_type, preset=preset.name, steps=steps, seed=seed,
-                progress=lambda done, total: meter.at(done), data=data, callbacks=callbacks,
-                overrides=_config_overrides(preset, steps, val_patches),
-                setup=_setup(version_dir, freeze, warmup))
-    if callbacks:
-        return run, callbacks[0]
-    return run, None
 
 
 def _card(run, name, parent_ref, manifest, calib_hash, folds, table, final_steps, trained_on, freeze,

@@ -1,0 +1,154 @@
+"""One fine-tuning training run: a parent's generator, a frozen encoder, a warmed-up fresh D.
+
+Drives :func:`zoo.training.train.train` (the same SRGAN, losses and loop as a full training,
+paper Eqs. 1-4) with a ``setup`` hook that loads the parent's weights into the generator and its
+EMA twin and freezes the encoder, a callback that validates the EMA generator on the held-out
+patches and stops early, and a learning rate :data:`LR_FACTOR` times the preset's. The zoo keeps
+only generators, so the discriminator starts fresh and is first trained alone for
+:func:`warmup_steps` steps against the parent's outputs: its first gradients to the generator
+are then informed rather than noise.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+from zoo.training import calibration as C
+
+LR_FACTOR = 0.25  # generator learning rate relative to the preset's
+PATIENCE = 3  # validations without improvement before stopping
+VALIDATIONS = 10  # validations per run (every steps / VALIDATIONS steps)
+# Work units for the progress bar: one registration costs about this many training steps.
+REGISTRATION_UNITS = 10
+
+
+def warmup_steps(steps: int) -> int:
+    """Discriminator-only steps before fine-tuning: a tenth of the budget, at least 4."""
+    return max(4, steps // 10)
+
+
+def _encoder_layers(generator) -> list:
+    # zoo.nets.generator names the input block in_conv* and the contracting path down*.
+    return [layer for layer in generator.layers if layer.name.startswith(("in_conv", "down"))]
+
+
+def _setup(parent_weights: list, freeze: str, warmup: int):
+    """train()'s setup hook: parent weights into G and its EMA twin, freeze, warm up D."""
+
+    def setup(model, iterator) -> None:
+        import tensorflow as tf
+
+        model.generator.set_weights(parent_weights)
+        model.ema_generator.set_weights(parent_weights)
+        if freeze == "encoder":
+            for layer in _encoder_layers(model.generator):
+                layer.trainable = False
+        step = tf.function(model.train_discriminator)
+        for _ in range(warmup):
+            lr, hr = next(iterator)
+            step(lr, hr)
+
+    return setup
+
+
+def _early_stopping(val_data, patience: int):
+    """A Keras callback: validation L1 of the EMA generator; keeps the best weights, stops late ones."""
+    import keras
+
+    class BestOnValidation(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            with warnings.catch_warnings():
+                # A finite validation set of unknown length simply ends (as in train's _validate).
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+                scores = self.model.evaluate(val_data, verbose=0, return_dict=True)
+            self.parent_l1 = self.best = float(scores["l1"])
+            self.best_step, self.wait = 0, 0
+            self.best_weights = [w.numpy() for w in self.model.ema_generator.weights]
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get("val_l1")
+            if value is None:
+                return
+            if value < self.best:
+                self.best, self.wait = float(value), 0
+                self.best_step = int(self.model.step_counter.numpy())
+                self.best_weights = [w.numpy() for w in self.model.ema_generator.weights]
+            else:
+                self.wait += 1
+                if self.wait >= patience:
+                    self.model.stop_training = True
+
+    return BestOnValidation()
+
+
+def _config_overrides(preset, steps: int, val_patches: int | None) -> dict:
+    every = max(1, steps // VALIDATIONS)
+    overrides = {
+        "g_learning_rate": preset.g_learning_rate * LR_FACTOR,
+        "validate_every": every if val_patches else steps,
+        "checkpoint_every": steps,  # one checkpoint at the end (the run dir is temporary)
+        "keep_checkpoints": 1,
+        "log_every": max(1, every),
+    }
+    if val_patches:
+        overrides["validation_steps"] = max(1, math.ceil(val_patches / preset.batch_size))
+    return overrides
+
+
+def _training_data(data_dir: Path, with_val: bool):
+    from zoo.training.data import TrainingData, patch_data
+
+    base = patch_data(data_dir)
+    return TrainingData(
+        base.manifest,
+        lambda batch_size, seed: C.jittered(base.train(batch_size, seed), seed),
+        base.val if with_val else None,
+        base.source,
+    )
+
+
+class Meter:
+    """Progress in work units (training steps; a registration counts REGISTRATION_UNITS)."""
+
+    def __init__(self, progress, total: int):
+        self.progress, self.total, self.done, self.base = progress, total, 0, 0
+
+    def at(self, done: int) -> None:
+        self.done = self.base + done
+        if self.progress:
+            self.progress(min(self.done, self.total), self.total)
+
+    def stage(self) -> None:
+        self.base = self.done
+
+    def finish(self) -> None:
+        self.total = self.done
+        self.at(self.done - self.base)
+
+
+def parent_generator(preset, version_dir: Path):
+    from zoo.nets.generator import build_generator
+    from zoo.registry.export import load_generator_weights
+
+    generator = build_generator(preset)
+    load_generator_weights(version_dir, generator)
+    return generator
+
+
+def train_from_parent(data_dir, run_dir, preset, steps, freeze, seed, parent_weights, sample_type, val_patches, meter,
+           warmup):
+    """One fine-tuning run through zoo.training.train; returns (Run, early-stopping callback)."""
+    from zoo.training.train import train
+
+    meter.stage()
+    data = _training_data(data_dir, with_val=bool(val_patches))
+    callbacks = [_early_stopping(data.val(preset.batch_size), PATIENCE)] if val_patches else []
+    run = train(None, run_dir, sample_type=sample_type, preset=preset.name, steps=steps, seed=seed,
+                progress=lambda done, total: meter.at(done), data=data, callbacks=callbacks,
+                overrides=_config_overrides(preset, steps, val_patches),
+                setup=_setup(parent_weights, freeze, warmup))
+    if callbacks:
+        return run, callbacks[0]
+    return run, None
