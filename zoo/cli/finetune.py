@@ -59,7 +59,7 @@ def finetune(
     zoo: ZooOption = None,
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Most generator steps per "
                                                  "training; early stopping usually ends sooner "
-                                                 "(default: 300 for the small preset).")] = None,
+                                                 "(default: 400 for the small preset).")] = None,
     freeze: Annotated[Freeze, typer.Option("--freeze", help="Keep the U-Net encoder fixed (few images), "
                                            "or fine-tune every weight.")] = Freeze.encoder,
     label: Annotated[Optional[str], typer.Option("--label", help="Label for the new version, e.g. "

@@ -58,7 +58,7 @@ __all__ = ["FinetuneResult", "FoldResult", "ROW_LABELS", "check_lineage", "finet
 ProgressCallback = Callable[[int, int], None]
 
 FREEZE_CHOICES = ("encoder", "none")
-DEFAULT_STEPS = {"small": 300, "paper": 1000, "tiny": 16}
+DEFAULT_STEPS = {"small": 400, "paper": 1000, "tiny": 16}
 
 
 @dataclass
