@@ -84,6 +84,7 @@ def test_bench_refuses_existing_output_and_unknown_models(cli, bench_zoo, tmp_pa
     assert result.exit_code == 2 and "invalid model" in result.output
 
 
+@pytest.mark.slow
 def test_untrained_stand_in_is_a_verified_version(tmp_path):
     from zoo.benchmark import untrained_zoo
     from zoo.registry.store import Zoo
