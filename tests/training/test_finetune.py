@@ -98,7 +98,7 @@ def test_finetune_publishes_a_version_with_its_lineage(served_finetune, calib2):
 
 @pytest.mark.slow
 def test_published_weights_are_the_parents_with_a_fine_tuned_decoder(served_finetune, parent_zoo):
-    """freeze="encoder": the input block and contracting path are the parent's, bit for bit."""
+    """freeze="encoder": the input block and contracting path keep the parent's weights."""
     from zoo.nets.generator import build_generator
     from zoo.nets.presets import get_preset
     from zoo.registry.export import load_generator_weights
@@ -109,12 +109,16 @@ def test_published_weights_are_the_parents_with_a_fine_tuned_decoder(served_fine
     for key, zoo_root, name in (("parent", parent_zoo, "tiny"), ("child", root, "tiny-gold")):
         nets[key] = build_generator(get_preset("tiny"))
         load_generator_weights(Zoo(zoo_root).version_dir(name, 1), nets[key])
-    changed = set()
+    change = {}
     for a, b in zip(nets["parent"].weights, nets["child"].weights):
-        if not np.array_equal(a.numpy(), b.numpy()):
-            changed.add(a.path.split("/")[0])
-    assert changed and not any(n.startswith(("in_conv", "down")) for n in changed)
-    assert any(n.startswith("up") for n in changed)
+        layer = a.path.split("/")[0]
+        change[layer] = max(change.get(layer, 0.0), float(np.max(np.abs(a.numpy() - b.numpy()))))
+    encoder = {k: v for k, v in change.items() if k.startswith(("in_conv", "down"))}
+    decoder = {k: v for k, v in change.items() if k.startswith(("up", "residual"))}
+    assert encoder and decoder
+    # Frozen: only float32 rounding of the weight average (decay * w + (1 - decay) * w).
+    assert max(encoder.values()) < 1e-6
+    assert min(decoder.values()) > 1e-5
 
 
 @pytest.mark.slow
