@@ -73,7 +73,7 @@ def calibration_hash(pairs: list[tuple[str, Path, Path]], lr_override: float | N
     return digest.hexdigest()
 
 
-def check_pixel_sizes(pairs, parent_card: dict, parent: str, lr_override: float | None,
+def check_pixel_sizes_against_parent(pairs, parent_card: dict, parent: str, lr_override: float | None,
                       hr_override: float | None) -> tuple[float, list[str]]:
     """LR pixel size of the set; UserError for a missing size or a ratio unlike the parent's scale.
 

@@ -208,7 +208,7 @@ def finetune(
     if len(pairs) > C.MAX_PAIRS:
         raise UserError(f"{calib_dir}: {len(pairs)} pairs; fine-tuning takes 1-{C.MAX_PAIRS} calibration "
                         "pairs (train a model with `semzoo prepare` + `semzoo train` for more)")
-    _, warnings = C.check_pixel_sizes(pairs, parent_card, parent_ref, pixel_size_nm, hr_pixel_size_nm)
+    _, warnings = C.check_pixel_sizes_against_parent(pairs, parent_card, parent_ref, pixel_size_nm, hr_pixel_size_nm)
     warnings += [f"no partner for {p} (pairs are matched by file name)" for p in unmatched]
     calib_hash = C.calibration_hash(pairs, pixel_size_nm, hr_pixel_size_nm)
 
@@ -229,8 +229,9 @@ def finetune(
         fold_results, last_run = [], None
         warmup = warmup_steps(steps)  # the same D warm-up for the folds and the final run
         for k, fold in enumerate(C.folds(data_dir, work / "folds", seed=seed)):
-            run, stopper = train_from_parent(fold.data_dir, work / f"run-{k}", preset, steps, freeze, seed, parent_weights,
-                                  manifest.get("sample_type"), fold.val_patches, meter, warmup)
+            run, stopper = train_from_parent(
+                fold.data_dir, work / f"run-{k}", preset, steps, freeze, seed, parent_weights,
+                manifest.get("sample_type"), fold.val_patches, meter, warmup)
             generator = run.generator
             generator.set_weights(stopper.best_weights)
             tables, gaps = zip(*(compare(pair, parent_gen, generator) for pair in fold.evaluation))
@@ -249,8 +250,9 @@ def finetune(
             final_steps = max(1, round(sum(best) / len(best)))
             meter.total = meter.done + final_steps
             final_dir = C.all_pairs_dir(data_dir, work / "folds")
-            last_run, _ = train_from_parent(final_dir, work / "run-all", preset, final_steps, freeze, seed, parent_weights,
-                                 manifest.get("sample_type"), None, meter, warmup)
+            last_run, _ = train_from_parent(
+                final_dir, work / "run-all", preset, final_steps, freeze, seed, parent_weights,
+                manifest.get("sample_type"), None, meter, warmup)
             generator, trained_on = last_run.generator, [p["name"] for p in manifest["pairs"]]
         else:
             final_steps, trained_on = best[0], fold_results[0].train
@@ -295,9 +297,11 @@ def _card(run, name, parent_ref, manifest, calib_hash, folds, table, final_steps
                        if retrain else "one pair held out; the published model never saw it"),
             "table": json_table(table),
             "folds": [f.to_dict() for f in folds],
-            "summary": {"psnr_db": json_number(table["finetuned"]["psnr_db"]),
-                        "psnr_gain_over_parent_db": json_number(table["finetuned"]["psnr_db"] - table["parent"]["psnr_db"]),
-                        "ssim": json_number(table["finetuned"]["ssim"])},
+            "summary": {
+                "psnr_db": json_number(table["finetuned"]["psnr_db"]),
+                "psnr_gain_over_parent_db": json_number(table["finetuned"]["psnr_db"] - table["parent"]["psnr_db"]),
+                "ssim": json_number(table["finetuned"]["ssim"]),
+            },
         },
     ))
     training = dict(card["training"])
