@@ -25,7 +25,7 @@ def fake_result(**calls):
         "finetuned": {"psnr_db": 22.5, "ssim": 0.6, "undetected_gaps_percent": 20.0,
                       "gap_size_error_nm": 2.0, "invented_gaps_percent": math.nan},
     }
-    folds = [FoldResult(f"held out {n}", ["x"], [n], 4, 8, 0.3, 0.4, table) for n in ("a", "b")]
+    folds = [FoldResult(f"held out {n}", ["x"], [n], 4, 8, 0.3, 0.4, table) for n in ("a", "b [columns 96:]")]
     card = {"evaluation": {"method": "leave-one-out over pairs; the published model is retrained on every pair",
                            "table": table}}
     return FinetuneResult("new", 3, "tiny:1", card, folds, table, 4, "f" * 64, ["a warning"], 12.0, 20.0)
@@ -58,7 +58,7 @@ def test_arguments_reach_the_library(cli, recorder, tmp_path):
         "parent": "gold-on-carbon@stable", "name": "new", "zoo_root": tmp_path / "zoo", "steps": 50,
         "freeze": "none", "label": "canary", "pixel_size_nm": 56.8, "hr_pixel_size_nm": 28.4, "seed": 31}
     out = result.output
-    for text in ("Lanczos x2", "parent", "fine-tuned", "22.50", "0.600", "undetected gaps", "fold: held out b",
+    for text in ("Lanczos x2", "parent", "fine-tuned", "22.50", "0.600", "undetected gaps", "fold: held out b [columns 96:]",
                  "published new:3 @canary (parent tiny:1", "+1.50 dB", "warning: a warning", "leave-one-out"):
         assert text in out, text
 

@@ -35,12 +35,13 @@ def _cell(column: str, value) -> str:
 
 
 def _table(title: str, table: dict):
+    from rich.markup import escape
     from rich.table import Table
 
     from zoo.training.finetune import ROW_LABELS
 
     columns = [c for c in COLUMNS if any(c in cols for cols in table.values())]
-    out = Table(title=title)
+    out = Table(title=escape(title))  # region names like "pair-000 [columns 462:]" are not markup
     out.add_column("", justify="left", no_wrap=True)
     for column in columns:
         out.add_column(COLUMNS[column], justify="right")
