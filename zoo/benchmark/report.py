@@ -72,7 +72,7 @@ def to_markdown(result: BenchResult, *, command: str = "") -> str:
         f"({m['tiles']} tiles of {m['tile']} px, {m['batch']}/request)",
         "",
         f"Image size = the output as float32 ({out:.0f} MiB). Growth = peak RSS (VmHWM) minus RSS "
-        "just before the image was sent (client: image already in memory; server: model loaded and warm).",
+        "just before the image was sent (client: image already in memory; server: a fresh `semzoo serve`, model loaded and warm).",
         "",
     ]
     lines += _table(

@@ -159,6 +159,10 @@ def run_benchmark(
                 concurrent_clients(server.target, name, version, whole, clients=n, requests=sizes.requests_per_client)
             )
         step(steps - 1, steps)
+    del model  # the direct model's memory is not the server's or the client's
+    # A fresh server: TensorFlow's allocator keeps what the runs above used, which would hide
+    # what one image costs.
+    with ServerProcess(zoo.root, name, version) as server:
         memory_tile = tile_edge(card, sizes.memory_tile or None)
         memory_batch = batch_for(memory_tile, sizes.batch_size)
         result.memory = enhance_memory(
