@@ -129,6 +129,7 @@ class Meter:
 
 
 def parent_generator(preset, version_dir: Path):
+    """The generator of a zoo version, rebuilt from its card's preset with the version's weights."""
     from zoo.nets.generator import build_generator
     from zoo.registry.export import load_generator_weights
 
@@ -137,8 +138,8 @@ def parent_generator(preset, version_dir: Path):
     return generator
 
 
-def train_from_parent(data_dir, run_dir, preset, steps, freeze, seed, parent_weights, sample_type, val_patches, meter,
-           warmup):
+def train_from_parent(data_dir, run_dir, preset, steps, freeze, seed, parent_weights, sample_type,
+                      val_patches, meter, warmup):
     """One fine-tuning run through zoo.training.train; returns (Run, early-stopping callback)."""
     from zoo.training.train import train
 
