@@ -44,6 +44,8 @@ def test_enhance_one_file_writes_doubled_tiff_with_provenance_and_compare(cli, c
     assert described["server"].startswith("embedded") and sem.metadata["version"]
     png = cv2.imread(str(tmp_path / "out.compare.png"), cv2.IMREAD_UNCHANGED)
     assert png.dtype == np.uint8 and png.shape[0] > 80 and png.shape[1] > 2 * 104
+    # Both outputs get a plain file's permissions (mkstemp alone would leave the PNG 0600).
+    assert (tmp_path / "out.compare.png").stat().st_mode & 0o777 == out.stat().st_mode & 0o777
 
 
 def test_enhance_folder_picks_model_by_pixel_size(cli, cli_zoo, tmp_path):

@@ -137,6 +137,9 @@ def write_png_atomic(path: Path, image: np.ndarray, *, overwrite: bool) -> None:
         raise RuntimeError(f"could not encode {path}")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give the PNG a plain file's mode
         with os.fdopen(fd, "wb") as f:
             f.write(data.tobytes())
         os.replace(tmp, path)
