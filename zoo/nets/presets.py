@@ -9,9 +9,13 @@ and total variation ~2%.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from zoo.errors import UserError
+
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,10 @@ class TrainingConfig:
     ``d_every``-th step. ``alpha`` weights total variation and ``beta`` the adversarial term in
     the generator loss (paper Eq. 1). ``ema_decay`` is the decay of the exponential moving average
     of the generator weights that is exported. Intervals are in generator steps.
+    ``lr_schedule`` "constant" keeps both learning rates; "cosine" lowers both along a half
+    cosine from their set values at step 0 to ``lr_final_fraction`` of them at ``steps`` (see
+    :meth:`learning_rates`; a run extended with ``--resume --steps`` stretches the remaining
+    part of the curve).
     """
 
     name: str
@@ -48,6 +56,8 @@ class TrainingConfig:
     log_every: int = 20
     keep_checkpoints: int = 3
     mixed_precision: str | None = None  # e.g. "mixed_bfloat16" on hardware that has it
+    lr_schedule: str = "constant"  # or "cosine"
+    lr_final_fraction: float = 0.1
 
     def __post_init__(self):
         problems = []
@@ -61,10 +71,27 @@ class TrainingConfig:
                 problems.append(f"{key} must be >= 1, got {getattr(self, key)}")
         if not 0.0 <= self.ema_decay < 1.0:
             problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if not 0.0 < self.lr_final_fraction <= 1.0:
+            problems.append(f"lr_final_fraction must be in (0, 1], got {self.lr_final_fraction}")
         if self.patch_size % 16:
             problems.append(f"patch_size (HR) must be a multiple of 16, got {self.patch_size}")
         if problems:
             raise UserError("invalid training configuration: " + "; ".join(problems))
+
+    def learning_rates(self, step: int) -> tuple[float, float]:
+        """(generator, discriminator) learning rates for the 0-based generator step ``step``.
+
+        A function of the step alone, so a resumed run follows the same curve as an
+        uninterrupted one.
+        """
+        factor = 1.0
+        if self.lr_schedule == "cosine":
+            t = min(max(step, 0) / max(self.steps - 1, 1), 1.0)
+            final = self.lr_final_fraction
+            factor = final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * t))
+        return self.g_learning_rate * factor, self.d_learning_rate * factor
 
     def to_dict(self) -> dict:
         """JSON-ready dict (tuples become lists)."""

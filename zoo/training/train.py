@@ -18,6 +18,7 @@ import datetime
 import math
 import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -39,6 +40,7 @@ from zoo.training.rundir import (
 )
 
 __all__ = [
+    "InitialGenerator",
     "Run",
     "TrainingData",
     "TrainingDiverged",
@@ -65,6 +67,38 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite; the run's last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class InitialGenerator:
+    """Generator weights that start a new run instead of a random initialisation.
+
+    ``ref`` names where they come from (a zoo ``"name:version"``; recorded in config.json as
+    ``initialised_from`` and, on publishing, as the card's parent); ``weights`` are in
+    ``generator.get_weights()`` order of the run's preset. The discriminator starts fresh (the
+    zoo keeps only generators) and is first trained alone for ``discriminator_warmup`` steps
+    against the loaded generator, so its first gradients to G are informed rather than noise.
+    """
+
+    ref: str
+    weights: list = field(repr=False)
+    discriminator_warmup: int = 200
+
+
+def _initialise(init: InitialGenerator):
+    """train()'s setup step for ``init``: weights into G and its EMA twin, then D warms up."""
+
+    def setup(model, iterator) -> None:
+        import tensorflow as tf
+
+        model.generator.set_weights(init.weights)
+        model.ema_generator.set_weights(init.weights)
+        step = tf.function(model.train_discriminator)
+        for _ in range(int(init.discriminator_warmup)):
+            lr, hr = next(iterator)
+            step(lr, hr)
+
+    return setup
 
 
 def build_srgan(config, *, seed: int = 0):
@@ -152,6 +186,7 @@ def train(
     data: TrainingData | None = None,
     callbacks: list | None = None,
     setup: Callable[[Any, Any], None] | None = None,
+    init_from: InitialGenerator | None = None,
 ) -> Run:
     """Train the SRGAN (paper Eqs. 1-4) on prepared patches; write the run directory ``out_dir``.
 
@@ -184,6 +219,10 @@ def train(
     setup : callable(model, train_iterator), optional
         Called once on a new run, after the compiled SRGAN and the training iterator exist and
         before the first step (e.g. fine-tuning loads a parent's weights and freezes layers).
+    init_from : InitialGenerator, optional
+        Start a new run from these generator weights (e.g. a zoo version, to continue its
+        training with another schedule); runs before ``setup``. Ignored on resume (the
+        checkpoint holds the weights); config.json keeps ``initialised_from``.
 
     Returns
     -------
@@ -224,13 +263,13 @@ def train(
         keras.mixed_precision.set_global_policy(config.mixed_precision)
     try:
         return _run(data, config, run_dir, resume, seed, sample_type, manifest, progress,
-                    callbacks or [], setup)
+                    callbacks or [], setup, init_from)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
 def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, callbacks,
-         setup=None) -> Run:
+         setup=None, init_from=None) -> Run:
     import keras
     import tensorflow as tf
 
@@ -240,6 +279,8 @@ def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, c
     model = build_srgan(config, seed=seed)
     train_iterator = iter(data.train(config.batch_size, seed))
     val_dataset = data.val(config.batch_size) if data.val is not None else None
+    if init_from is not None and not resume:
+        _initialise(init_from)(model, train_iterator)
     if setup is not None and not resume:
         setup(model, train_iterator)
 
@@ -269,6 +310,8 @@ def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, c
                      "semzoo": __import__("zoo").__version__},
         "created": _now(),
     }
+    if init_from is not None:
+        run_config["initialised_from"] = init_from.ref
     checkpoint = _checkpoint(model, train_iterator)
     manager = tf.train.CheckpointManager(checkpoint, str(run_dir / CHECKPOINT_DIR),
                                          max_to_keep=config.keep_checkpoints)
@@ -280,6 +323,8 @@ def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, c
         # Keep when the run began; note each continuation.
         stored = read_json(run_dir / CONFIG_FILE)
         run_config["created"] = stored.get("created", run_config["created"])
+        if stored.get("initialised_from"):
+            run_config["initialised_from"] = stored["initialised_from"]
         run_config["resumed"] = [*stored.get("resumed", []),
                                  {"at": _now(), "from_step": int(model.step_counter.numpy())}]
     write_json(run_dir / CONFIG_FILE, run_config)
@@ -319,6 +364,7 @@ def _loop(model, config, run_dir, manager, iterator, val_dataset, history, run_c
         progress(step, total)
     last_saved = step  # a resumed run starts at its checkpoint; a new one has nothing to save
     logs: dict = {}
+    current_rates = None  # set before the first step (the schedule is a function of the step)
     try:
         while step < total:
             epoch = step // config.validate_every
@@ -326,6 +372,11 @@ def _loop(model, config, run_dir, manager, iterator, val_dataset, history, run_c
                 model.reset_metrics()
                 callbacks.on_epoch_begin(epoch)
             callbacks.on_train_batch_begin(step)
+            rates = config.learning_rates(step)
+            if rates != current_rates:
+                model.g_optimizer.learning_rate.assign(rates[0])
+                model.d_optimizer.learning_rate.assign(rates[1])
+                current_rates = rates
             logs = {k: float(v) for k, v in model.train_function(iterator).items()}
             if not _finite(logs):
                 bad = [k for k, v in logs.items() if not math.isfinite(v)]
@@ -371,3 +422,31 @@ def _loop(model, config, run_dir, manager, iterator, val_dataset, history, run_c
     write_json(run_dir / HISTORY_FILE, history)
     return Run(generator, run_config, manifest, history, run_dir, finished=True)
 
+
+
+def initial_generator(zoo_root: str | os.PathLike, spec: str, *, preset: str,
+                      lr_pixel_size_nm: float | None = None) -> InitialGenerator:
+    """The generator of zoo version ``spec`` (``NAME[:VERSION|@LABEL]``) to start a run from.
+
+    Refused (UserError) when the version was trained with another preset (other widths) or for
+    another input pixel size than the data set's (more than 2% apart).
+    """
+    from zoo.nets.generator import build_generator
+    from zoo.nets.presets import get_preset
+    from zoo.registry.export import load_generator_weights
+    from zoo.registry.store import Zoo
+
+    zoo = Zoo(zoo_root)
+    name, version = zoo.resolve(spec)
+    card = zoo.card(name, version)
+    card_preset = (card.get("training") or {}).get("preset")
+    if card_preset != preset:
+        raise UserError(f"{name}:{version} was trained with the {card_preset!r} preset, not {preset!r}: "
+                        f"pass --preset {card_preset}")
+    model_px = float(card["input_pixel_size_nm"])
+    if lr_pixel_size_nm and not math.isclose(model_px, float(lr_pixel_size_nm), rel_tol=0.02):
+        raise UserError(f"{name}:{version} takes {model_px:g} nm pixels, the data set has "
+                        f"{float(lr_pixel_size_nm):g} nm")
+    generator = build_generator(get_preset(preset))
+    load_generator_weights(zoo.version_dir(name, version), generator)
+    return InitialGenerator(ref=f"{name}:{version}", weights=generator.get_weights())
