@@ -90,3 +90,26 @@ def test_trains_on_a_prepared_data_set_and_refuses_to_clobber_it(cli, tmp_path):
     assert nothing.exit_code == 2 and "nothing to resume" in nothing.output
     wrong = cli("train", data, "--out", tmp_path / "other", "--sample-type", "hydrogel")
     assert wrong.exit_code == 2 and "does not match" in wrong.output
+
+
+def test_init_from_passes_the_zoo_version_and_refuses_resume(cli, fake_train, tmp_path):
+    from tests.zoo_fixtures import make_tiny_zoo
+
+    root = make_tiny_zoo(tmp_path / "models", seeds=[4])
+    data = write_toy_data_dir(tmp_path / "data")
+    result = cli("train", data, "--out", tmp_path / "run", "--preset", "tiny",
+                 "--init-from", "tiny@stable", "--zoo", root)
+    assert result.exit_code == 0, result.output
+    (call,) = fake_train.calls
+    assert call["init_from"].ref == "tiny:1" and call["init_from"].weights
+
+    refused = cli("train", data, "--out", tmp_path / "run", "--resume", "--init-from", "tiny",
+                  "--zoo", root)
+    assert refused.exit_code == 2 and refused.output.startswith("error:")
+    assert "--init-from starts a new run" in refused.output
+    unknown = cli("train", data, "--out", tmp_path / "run2", "--preset", "tiny",
+                  "--init-from", "nope", "--zoo", root)
+    assert unknown.exit_code == 2 and "no model named 'nope'" in unknown.output
+    other_preset = cli("train", data, "--out", tmp_path / "run2", "--init-from", "tiny", "--zoo", root)
+    assert other_preset.exit_code == 2 and "pass --preset tiny" in other_preset.output
+    assert len(fake_train.calls) == 1 and not (tmp_path / "run2").exists()

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from zoo.cli.options import SeedOption, progress_bar
+from zoo.cli.options import SeedOption, ZooOption, default_zoo, progress_bar
 
 
 class Preset(str, enum.Enum):
@@ -40,11 +40,26 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its "
                                          "latest checkpoint.")] = False,
     seed: SeedOption = 0,
+    init_from: Annotated[Optional[str], typer.Option(
+        "--init-from", metavar="NAME[:VERSION|@LABEL]",
+        help="Start the generator from this zoo model instead of random weights (the "
+             "discriminator starts fresh and warms up first); its card becomes the parent.")] = None,
+    zoo: ZooOption = None,
 ) -> None:
     """Train the super-resolution GAN (U-Net generator + discriminator) on prepared patches."""
     import keras
 
-    from zoo.training.train import TrainingInterrupted, train as train_run
+    from zoo.errors import UserError
+    from zoo.training.train import TrainingInterrupted, initial_generator, train as train_run
+
+    init = None
+    if init_from is not None:
+        if resume:
+            raise UserError("--init-from starts a new run; a resumed run already has its weights")
+        from zoo.data.patches import load_manifest
+
+        init = initial_generator(zoo or default_zoo(), init_from, preset=preset.value,
+                                 lr_pixel_size_nm=load_manifest(data).get("lr_pixel_size_nm"))
 
     with contextlib.ExitStack() as stack:
         bar = []
@@ -63,6 +78,7 @@ def train(
                 data, out, sample_type=sample_type, preset=preset.value, steps=steps, resume=resume,
                 seed=seed, progress=lambda done, total: update(done, total=total),
                 callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=show)],
+                init_from=init,
             )
         except TrainingInterrupted as stop:
             stack.close()

@@ -76,7 +76,8 @@ def card_from_run(
         tile=tile,
         training=training,
         evaluation=evaluation,
-        parent=parent,
+        # A run started from a zoo version (`semzoo train --init-from`) descends from it.
+        parent=parent if parent is not None else config.get("initialised_from"),
     )
 
 
