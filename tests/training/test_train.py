@@ -116,6 +116,39 @@ def test_ctrl_c_saves_and_resume_continues_identically(straight_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_ctrl_c_inside_a_step_checkpoints_the_step_that_ran(straight_run, tmp_path):
+    """Ctrl-C that arrives while the compiled step runs: the step finished in TensorFlow, so the
+    checkpoint must carry its number (not one less) and resume must not repeat it."""
+    import keras
+
+    straight_dir, straight, _, _ = straight_run
+    out = tmp_path / "interrupted"
+
+    class InterruptInsideStep(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            model, run_step = self.model, self.model.train_function
+            calls = []
+
+            def step_then_ctrl_c(iterator):
+                result = run_step(iterator)
+                calls.append(1)
+                if len(calls) == 3:
+                    raise KeyboardInterrupt
+                return result
+
+            model.train_function = step_then_ctrl_c
+
+    with pytest.raises(T.TrainingInterrupted) as stop:
+        _train(out, callbacks=[InterruptInsideStep()])
+    assert stop.value.step == 3
+    assert T.latest_checkpoint(out).endswith("ckpt-3")
+    resumed = _train(out, resume=True)
+    assert resumed.history["steps_done"] == STEPS
+    x = np.random.default_rng(2).standard_normal((1, 16, 16, 1)).astype(np.float32)
+    np.testing.assert_allclose(resumed.generator(x).numpy(), straight.generator(x).numpy(), atol=1e-5)
+
+
+@pytest.mark.slow
 def test_nan_loss_stops_clearly_and_keeps_the_last_good_checkpoint(tmp_path):
     out = tmp_path / "diverged"
     with pytest.raises(T.TrainingDiverged, match=r"step 6.*NaN.*ckpt-4") as stop:

@@ -406,6 +406,9 @@ def _loop(model, config, run_dir, manager, iterator, val_dataset, history, run_c
                 history["stopped_early_at"] = step
                 break
     except KeyboardInterrupt:
+        # Ctrl-C may land after the compiled step ran but before `step += 1`: the model's own
+        # counter says how many steps the saved weights (and data iterator) have taken.
+        step = int(model.step_counter.numpy())
         if step != last_saved:
             manager.save(checkpoint_number=step)
         write_json(run_dir / HISTORY_FILE, history)
