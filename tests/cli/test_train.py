@@ -41,6 +41,7 @@ def test_arguments_reach_the_training_function(cli, fake_train, tmp_path):
     assert call["data_dir"] == tmp_path / "data" and call["out_dir"] == tmp_path / "run"
     assert call["sample_type"] == SAMPLE and call["preset"] == "tiny"
     assert call["steps"] == 5 and call["seed"] == 3 and call["resume"] is False
+    assert call["overrides"] is None and call["init_from"] is None
     assert "5 generator steps" in result.output and "psnr 31.25" in result.output
 
 
@@ -113,3 +114,16 @@ def test_init_from_passes_the_zoo_version_and_refuses_resume(cli, fake_train, tm
     other_preset = cli("train", data, "--out", tmp_path / "run2", "--init-from", "tiny", "--zoo", root)
     assert other_preset.exit_code == 2 and "pass --preset tiny" in other_preset.output
     assert len(fake_train.calls) == 1 and not (tmp_path / "run2").exists()
+
+
+def test_set_options_become_typed_overrides(cli, fake_train, tmp_path):
+    result = cli("train", tmp_path / "data", "--out", tmp_path / "run", "--set", "beta=1",
+                 "--set", "lr_schedule=cosine", "--set", "d_widths=8,16")
+    assert result.exit_code == 0, result.output
+    (call,) = fake_train.calls
+    assert call["overrides"] == {"beta": 1.0, "lr_schedule": "cosine", "d_widths": (8, 16)}
+    for bad, message in (("beta", "use KEY=VALUE"), ("colour=red", "unknown training setting 'colour'"),
+                         ("steps=many", "bad value 'many' for steps")):
+        refused = cli("train", tmp_path / "data", "--out", tmp_path / "run", "--set", bad)
+        assert refused.exit_code == 2 and refused.output.startswith("error:") and message in refused.output
+    assert len(fake_train.calls) == 1

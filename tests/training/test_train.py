@@ -204,3 +204,12 @@ def test_presets_round_trip_through_json():
         assert TrainingConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(UserError, match="batch_size"):
         get_preset("tiny").replace(batch_size=0)
+
+
+@pytest.mark.slow
+def test_resume_takes_new_rates_but_refuses_a_new_network_shape(straight_run):
+    straight_dir, _, _, _ = straight_run
+    before = {p.name: p.stat().st_mtime_ns for p in straight_dir.iterdir()}
+    with pytest.raises(UserError, match="g_widths cannot change when resuming"):
+        _train(straight_dir, resume=True, overrides={"g_widths": (4, 8, 8, 16, 32)})
+    assert {p.name: p.stat().st_mtime_ns for p in straight_dir.iterdir()} == before

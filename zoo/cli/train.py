@@ -45,6 +45,11 @@ def train(
         help="Start the generator from this zoo model instead of random weights (the "
              "discriminator starts fresh and warms up first); its card becomes the parent.")] = None,
     zoo: ZooOption = None,
+    settings: Annotated[Optional[list[str]], typer.Option(
+        "--set", metavar="KEY=VALUE",
+        help="Change one training setting of the preset (repeatable), e.g. --set beta=1.0 "
+             "--set lr_schedule=cosine; with --resume, e.g. a lower g_learning_rate. All "
+             "settings land in RUN/config.json.")] = None,
 ) -> None:
     """Train the super-resolution GAN (U-Net generator + discriminator) on prepared patches."""
     import keras
@@ -52,6 +57,9 @@ def train(
     from zoo.errors import UserError
     from zoo.training.train import TrainingInterrupted, initial_generator, train as train_run
 
+    from zoo.nets.presets import TrainingConfig
+
+    overrides = TrainingConfig.parse_settings(settings or [])
     init = None
     if init_from is not None:
         if resume:
@@ -78,7 +86,7 @@ def train(
                 data, out, sample_type=sample_type, preset=preset.value, steps=steps, resume=resume,
                 seed=seed, progress=lambda done, total: update(done, total=total),
                 callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=show)],
-                init_from=init,
+                init_from=init, overrides=overrides or None,
             )
         except TrainingInterrupted as stop:
             stack.close()

@@ -113,6 +113,40 @@ class TrainingConfig:
                 values[key] = tuple(int(v) for v in values[key])
         return cls(**values)
 
+    @classmethod
+    def parse_settings(cls, settings) -> dict:
+        """``["beta=1", "g_widths=16,32,64,96,128", ...]`` -> typed field changes for :meth:`replace`.
+
+        Values take the type of the field (int, float, str, a comma-separated tuple of ints;
+        ``none`` clears an optional one). UserError names the first bad setting.
+        """
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        changes = {}
+        for item in settings:
+            key, sep, text = str(item).partition("=")
+            key, text = key.strip(), text.strip()
+            if not sep or not key:
+                raise UserError(f"bad setting {item!r}: use KEY=VALUE, e.g. beta=1.0")
+            if key not in fields or key == "name":
+                raise UserError(f"unknown training setting {key!r}; settable: "
+                                + ", ".join(n for n in fields if n != "name"))
+            kind = str(fields[key].type)  # the annotation, e.g. "tuple[int, ...]", "float"
+            try:
+                if kind.startswith("tuple"):
+                    value = tuple(int(v) for v in text.split(","))
+                elif "None" in kind:
+                    value = None if text.lower() in ("", "none") else text
+                elif kind == "int":
+                    value = int(text)
+                elif kind == "float":
+                    value = float(text)
+                else:
+                    value = text
+            except ValueError:
+                raise UserError(f"bad value {text!r} for {key} (expected {kind})") from None
+            changes[key] = value
+        return changes
+
     def replace(self, **changes) -> "TrainingConfig":
         """A copy with ``changes`` applied (validated like the original)."""
         names = {f.name for f in dataclasses.fields(self)}

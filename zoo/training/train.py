@@ -54,6 +54,8 @@ __all__ = [
 
 ProgressCallback = Callable[[int, int], None]
 SCALE = 2
+# Settings that shape the networks or their inputs: fixed for the life of a run.
+ARCHITECTURE_KEYS = ("g_widths", "d_widths", "d_dense", "patch_size", "leaky_slope")
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -155,6 +157,10 @@ def _resolve_config(run_dir: Path, resume: bool, preset: str, steps: int | None,
     else:
         config = get_preset(preset)
     changes = dict(overrides or {})
+    fixed = sorted(k for k in changes if k in ARCHITECTURE_KEYS and changes[k] != getattr(config, k))
+    if resume and fixed:
+        raise UserError(f"{', '.join(fixed)} cannot change when resuming (the checkpoint holds "
+                        "networks of the run's own shape); start a new run")
     if steps is not None:
         changes["steps"] = int(steps)
     if manifest.get("patch_size"):
