@@ -96,6 +96,8 @@ def test_a_run_initialised_from_weights_starts_from_them_with_a_warmed_up_discri
             data=toy_data())
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["initialised_from"] == "parent-model:3" and len(config["resumed"]) == 1
+    # What the continuation changed is on record.
+    assert config["resumed"][0]["changed"] == {"steps": {"from": 2, "to": 3}}
     assert run.history["steps_done"] == 2
 
 

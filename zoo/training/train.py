@@ -331,8 +331,12 @@ def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, c
         run_config["created"] = stored.get("created", run_config["created"])
         if stored.get("initialised_from"):
             run_config["initialised_from"] = stored["initialised_from"]
-        run_config["resumed"] = [*stored.get("resumed", []),
-                                 {"at": _now(), "from_step": int(model.step_counter.numpy())}]
+        entry = {"at": _now(), "from_step": int(model.step_counter.numpy())}
+        before = stored.get("training", {})
+        changed = {k: v for k, v in config.to_dict().items() if before.get(k, v) != v}
+        if changed:  # settings changed for the continuation (e.g. --steps, a lower learning rate)
+            entry["changed"] = {k: {"from": before.get(k), "to": v} for k, v in changed.items()}
+        run_config["resumed"] = [*stored.get("resumed", []), entry]
     write_json(run_dir / CONFIG_FILE, run_config)
 
     return _loop(model, config, run_dir, manager, train_iterator, val_dataset, history,
