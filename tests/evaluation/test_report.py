@@ -109,3 +109,26 @@ def test_a_specimen_without_gaps_still_gets_a_report(triple, tmp_path):
     assert cv2.imread(str(out / "fig2_gap_profiles.png")) is not None
     assert "| output |" in (out / "report.md").read_text()
     assert json.loads((out / "results.json").read_text())["aggregate"]["output"]["undetected_gaps_percent"] is None
+
+
+def test_undetected_gaps_by_true_width_pool_the_pairs_with_the_tables_denominators(triple, tmp_path):
+    from zoo.evaluation.tables import pooled_gap_stats, undetected_by_width
+
+    lr, output, target, truth = triple
+    a = evaluate(lr, output, target, pixel_size_nm=PIXEL_NM, truth=truth, name="a")
+    b = evaluate(lr, target, target, pixel_size_nm=PIXEL_NM, truth=truth, name="b")
+    table = undetected_by_width([a, b])
+    assert table["edges_nm"] == [0.0, PIXEL_NM, 2 * PIXEL_NM, None]
+    widths = sorted({g["width_nm"] for g in truth["gaps"]})
+    assert min(widths) >= 2 * PIXEL_NM  # the scene's gaps are all wider than an input pixel
+    for row, cells in table["rows"].items():
+        assert [c["n_gaps"] for c in cells[:2]] == [0, 0] and cells[0]["percent"] is None
+        pooled = pooled_gap_stats([a, b], row)
+        assert (cells[2]["n_gaps"], cells[2]["n_undetected"]) == (pooled.n_gaps, pooled.n_undetected)
+    assert table["rows"]["input"][2]["n_undetected"] > table["rows"]["output"][2]["n_undetected"]
+    out = write_report([a, b], tmp_path / "rep")
+    assert json.loads((out / "results.json").read_text())["undetected_by_width"] == table
+    assert "## Undetected gaps by true width" in (out / "report.md").read_text()
+    # Without truth the gaps come from the target and have no true width: no such table.
+    found = evaluate(lr, output, target, pixel_size_nm=PIXEL_NM, name="c")
+    assert undetected_by_width([found]) is None

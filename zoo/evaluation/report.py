@@ -46,8 +46,10 @@ from zoo.evaluation.tables import (
     gap_row,
     json_table,
     markdown_table,
+    markdown_undetected_by_width,
     pooled_gap_stats,
     results_json,
+    undetected_by_width,
 )
 
 SCALE = 2
@@ -386,6 +388,20 @@ def _markdown(results: Sequence[EvaluationResult], title: str) -> str:
         + "A network output's noise is not independent between pixels either: its FRC measures "
         "the band limit of what the network drew, not a noise-limited resolution.",
         "",
+    ]
+    by_width = undetected_by_width(results)
+    if by_width is not None:
+        lines += [
+            "## Undetected gaps by true width",
+            "",
+            markdown_undetected_by_width(by_width),
+            "",
+            "Gaps binned by their width in the specimen (truth.json): narrower than a target "
+            "pixel, between a target and an input pixel (what a x2 network can be expected to "
+            "recover), wider than an input pixel. Denominators as in the table above.",
+            "",
+        ]
+    lines += [
         "## Figures",
         "",
         f"![Gap profiles]({FIGURES['gap_profiles']})",

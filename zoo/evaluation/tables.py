@@ -138,5 +138,54 @@ def results_json(results: Sequence[EvaluationResult]) -> dict:
         "pairs": len(results),
         "aggregate": json_table(aggregate_table(results)),
         "gaps": {row: pooled_gap_stats(results, row).to_dict() for row in aggregate_table(results)},
+        "undetected_by_width": undetected_by_width(results),
         "per_pair": [res.to_dict() for res in results],
     }
+
+
+def undetected_by_width(results: Sequence[EvaluationResult]) -> dict | None:
+    """Undetected gaps by their true width, pooled over the pairs; None without truth widths.
+
+    Bins are set by the two pixel sizes at stake: narrower than the target's pixel, between the
+    target's and the input's (2x) pixel, and wider than an input pixel: what a x2 network can
+    be expected to recover lies in the middle bin. As in :class:`GapStats`, an image's
+    denominator is the gaps the target shows; the target's own row counts all gaps in the bin.
+
+    Returns ``{"edges_nm": [...], "rows": {row: [{"n_gaps", "n_undetected", "percent"}, ...]}}``.
+    """
+    if not results or any(r.gap_source != "truth" for r in results):
+        return None
+    widths = [np.array([g.get("width_nm", np.nan) for g in r.gaps.gaps], dtype=float) for r in results]
+    if not all(w.size for w in widths) or not all(np.isfinite(w).all() for w in widths):
+        return None
+    px = results[0].pixel_size_nm
+    edges = [0.0, px, 2 * px, math.inf]
+    rows = [r for r in ROW_ORDER if all(r in res.gaps.widths_nm for res in results)]
+    out = {}
+    for row in rows:
+        cells = []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            n = missed = 0
+            for res, w in zip(results, widths):
+                shown = np.isfinite(res.gaps.widths_nm[row])
+                considered = np.ones_like(shown) if row == res.gaps.reference else np.isfinite(
+                    res.gaps.widths_nm[res.gaps.reference])
+                sel = (w >= lo) & (w < hi) & considered
+                n += int(sel.sum())
+                missed += int((sel & ~shown).sum())
+            cells.append({"n_gaps": n, "n_undetected": missed,
+                          "percent": round(100 * missed / n, 2) if n else None})
+        out[row] = cells
+    return {"edges_nm": [round(e, 3) if math.isfinite(e) else None for e in edges], "rows": out}
+
+
+def markdown_undetected_by_width(table: Mapping) -> str:
+    """:func:`undetected_by_width` as a markdown table (percent, with the counts)."""
+    e = table["edges_nm"]
+    heads = [f"< {e[1]:g} nm", f"{e[1]:g}–{e[2]:g} nm", f"≥ {e[2]:g} nm"]
+    lines = ["| image | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
+    for row, cells in table["rows"].items():
+        text = [("—" if c["percent"] is None else f"{c['percent']:.1f}% ({c['n_undetected']}/{c['n_gaps']})")
+                for c in cells]
+        lines.append(f"| {ROW_LABELS.get(row, row)} | " + " | ".join(text) + " |")
+    return "\n".join(lines)
