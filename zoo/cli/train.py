@@ -55,9 +55,8 @@ def train(
     import keras
 
     from zoo.errors import UserError
-    from zoo.training.train import TrainingInterrupted, initial_generator, train as train_run
-
     from zoo.nets.presets import TrainingConfig
+    from zoo.training.train import TrainingInterrupted, initial_generator, train as train_run
 
     overrides = TrainingConfig.parse_settings(settings or [])
     init = None

@@ -35,20 +35,16 @@ def _encoder_layers(generator) -> list:
 
 
 def _setup(parent_weights: list, freeze: str, warmup: int):
-    """train()'s setup hook: parent weights into G and its EMA twin, freeze, warm up D."""
+    """train()'s setup hook: parent weights into G and its EMA twin, warm up D, freeze."""
 
     def setup(model, iterator) -> None:
-        import tensorflow as tf
+        from zoo.training.train import start_from_weights
 
-        model.generator.set_weights(parent_weights)
-        model.ema_generator.set_weights(parent_weights)
+        # The warm-up trains D alone, so freezing G's encoder before or after it is the same.
+        start_from_weights(model, iterator, parent_weights, warmup)
         if freeze == "encoder":
             for layer in _encoder_layers(model.generator):
                 layer.trainable = False
-        step = tf.function(model.train_discriminator)
-        for _ in range(warmup):
-            lr, hr = next(iterator)
-            step(lr, hr)
 
     return setup
 

@@ -87,20 +87,20 @@ class InitialGenerator:
     discriminator_warmup: int = 200
 
 
-def _initialise(init: InitialGenerator):
-    """train()'s setup step for ``init``: weights into G and its EMA twin, then D warms up."""
+def start_from_weights(model, iterator, weights: list, discriminator_warmup: int) -> None:
+    """Put ``weights`` into the SRGAN's generator and its EMA twin, then train the (fresh)
+    discriminator alone for ``discriminator_warmup`` batches of ``iterator`` against them.
 
-    def setup(model, iterator) -> None:
-        import tensorflow as tf
+    Used by ``init_from`` and by fine-tuning (:mod:`zoo.training.finetune_run`).
+    """
+    import tensorflow as tf
 
-        model.generator.set_weights(init.weights)
-        model.ema_generator.set_weights(init.weights)
-        step = tf.function(model.train_discriminator)
-        for _ in range(int(init.discriminator_warmup)):
-            lr, hr = next(iterator)
-            step(lr, hr)
-
-    return setup
+    model.generator.set_weights(weights)
+    model.ema_generator.set_weights(weights)
+    step = tf.function(model.train_discriminator)
+    for _ in range(int(discriminator_warmup)):
+        lr, hr = next(iterator)
+        step(lr, hr)
 
 
 def build_srgan(config, *, seed: int = 0):
@@ -286,7 +286,7 @@ def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, c
     train_iterator = iter(data.train(config.batch_size, seed))
     val_dataset = data.val(config.batch_size) if data.val is not None else None
     if init_from is not None and not resume:
-        _initialise(init_from)(model, train_iterator)
+        start_from_weights(model, train_iterator, init_from.weights, init_from.discriminator_warmup)
     if setup is not None and not resume:
         setup(model, train_iterator)
 
@@ -436,7 +436,6 @@ def _loop(model, config, run_dir, manager, iterator, val_dataset, history, run_c
     return Run(generator, run_config, manifest, history, run_dir, finished=True)
 
 
-
 def initial_generator(zoo_root: str | os.PathLike, spec: str, *, preset: str,
                       lr_pixel_size_nm: float | None = None) -> InitialGenerator:
     """The generator of zoo version ``spec`` (``NAME[:VERSION|@LABEL]``) to start a run from.
@@ -444,10 +443,9 @@ def initial_generator(zoo_root: str | os.PathLike, spec: str, *, preset: str,
     Refused (UserError) when the version was trained with another preset (other widths) or for
     another input pixel size than the data set's (more than 2% apart).
     """
-    from zoo.nets.generator import build_generator
     from zoo.nets.presets import get_preset
-    from zoo.registry.export import load_generator_weights
     from zoo.registry.store import Zoo
+    from zoo.training.finetune_run import parent_generator
 
     zoo = Zoo(zoo_root)
     name, version = zoo.resolve(spec)
@@ -460,6 +458,5 @@ def initial_generator(zoo_root: str | os.PathLike, spec: str, *, preset: str,
     if lr_pixel_size_nm and not math.isclose(model_px, float(lr_pixel_size_nm), rel_tol=0.02):
         raise UserError(f"{name}:{version} takes {model_px:g} nm pixels, the data set has "
                         f"{float(lr_pixel_size_nm):g} nm")
-    generator = build_generator(get_preset(preset))
-    load_generator_weights(zoo.version_dir(name, version), generator)
+    generator = parent_generator(get_preset(preset), zoo.version_dir(name, version))
     return InitialGenerator(ref=f"{name}:{version}", weights=generator.get_weights())
