@@ -150,3 +150,57 @@ def test_label_noise_is_seeded_and_changes_the_discriminator_targets():
     assert noisy == pytest.approx(again, rel=1e-6)
     assert noisy != pytest.approx(clean, rel=1e-3)
     assert noisy != pytest.approx(other_seed, rel=1e-3)
+
+
+def test_patch_discriminator_scores_every_cell_and_the_paper_head_one_per_patch():
+    from zoo.nets.discriminator import build_discriminator
+
+    tiny = get_preset("tiny")  # 2 stride-2 blocks: one score per 4x4-pixel cell
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((3, 32, 48, 1)).astype("float32")
+    assert tuple(build_discriminator(tiny)(z).shape) == (3, 1)
+    patch = build_discriminator(tiny.replace(d_head="patch"))
+    scores = np.asarray(patch(z))
+    assert scores.shape == (3, 8, 12, 1)
+    assert np.all((scores > 0) & (scores < 1))
+    # Each score sees only its neighbourhood: changing one corner of the patch leaves the scores
+    # of the far corner as they were.
+    changed = z.copy()
+    changed[:, :8, :8] += 3.0
+    after = np.asarray(patch(changed))
+    assert not np.allclose(after[:, 0, 0], scores[:, 0, 0])
+    np.testing.assert_array_equal(after[:, -2:, -4:], scores[:, -2:, -4:])
+
+
+def test_patch_head_losses_are_eq1_and_eq4_averaged_over_cells_and_d_still_every_fourth_step():
+    import tensorflow as tf
+
+    from zoo.nets import losses
+
+    model = _srgan(d_head="patch")
+    lr, hr = next(iter(toy_data().val(4)))
+    enhanced = model.generator(lr, training=False)
+    d_real, d_fake = model.discriminator(hr), model.discriminator(enhanced)
+    assert tuple(d_real.shape) == (4, 8, 8, 1)
+    expected = float(losses.discriminator_loss(d_fake, d_real))
+    assert float(model._discriminator_step(lr, tf.cast(hr, tf.float32))[0]) == pytest.approx(expected, rel=1e-5)
+
+    model = _srgan(d_head="patch")
+    iterator = iter(toy_data().train(4, 0))
+    model.make_train_function()
+    updates = []
+    for _ in range(5):
+        before = _weights(model.discriminator)
+        logs = model.train_function(iterator)
+        updates.append(all(_changed(before, model.discriminator)))
+        assert 0 < float(logs["d_fake"]) < 1 and np.isfinite(float(logs["g_loss"]))
+    assert updates == [True, False, False, False, True]
+
+
+def test_d_head_is_checked_and_settable():
+    from zoo.errors import UserError
+    from zoo.nets.presets import TrainingConfig
+
+    assert TrainingConfig.parse_settings(["d_head=patch"]) == {"d_head": "patch"}
+    with pytest.raises(UserError, match="d_head must be one of global, patch, got 'pixel'"):
+        get_preset("tiny").replace(d_head="pixel")

@@ -212,4 +212,6 @@ def test_resume_takes_new_rates_but_refuses_a_new_network_shape(straight_run):
     before = {p.name: p.stat().st_mtime_ns for p in straight_dir.iterdir()}
     with pytest.raises(UserError, match="g_widths cannot change when resuming"):
         _train(straight_dir, resume=True, overrides={"g_widths": (4, 8, 8, 16, 32)})
+    with pytest.raises(UserError, match="d_head cannot change when resuming"):
+        _train(straight_dir, resume=True, overrides={"d_head": "patch"})
     assert {p.name: p.stat().st_mtime_ns for p in straight_dir.iterdir()} == before

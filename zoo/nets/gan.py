@@ -162,14 +162,16 @@ class SRGAN(keras.Model):
     def _discriminator_step(self, lr, hr):
         """One update of D with Eq. 4; returns (d_loss, mean D(z), mean D(G(x)))."""
         enhanced = self.generator(lr, training=False)
-        real_target = tf.ones((tf.shape(hr)[0], 1))
-        fake_target = tf.zeros((tf.shape(hr)[0], 1))
-        if self.label_noise > 0:
-            real_target -= self.label_noise * keras.random.uniform(tf.shape(real_target), seed=self.seed_generator)
-            fake_target += self.label_noise * keras.random.uniform(tf.shape(fake_target), seed=self.seed_generator)
         with tf.GradientTape() as tape:
             d_real = tf.cast(self.discriminator(hr, training=True), tf.float32)
             d_fake = tf.cast(self.discriminator(enhanced, training=True), tf.float32)
+            # Targets shaped like D's output: (N, 1) for the paper's head, (N, h, w, 1) per cell
+            # for the patch head (see zoo.nets.discriminator).
+            real_target = tf.ones_like(d_real)
+            fake_target = tf.zeros_like(d_fake)
+            if self.label_noise > 0:
+                real_target -= self.label_noise * keras.random.uniform(tf.shape(d_real), seed=self.seed_generator)
+                fake_target += self.label_noise * keras.random.uniform(tf.shape(d_fake), seed=self.seed_generator)
             # Eq. 4 with (optionally noisy) targets 1 for z and 0 for G(x).
             d_loss = tf.reduce_mean(tf.square(d_fake - fake_target)) + tf.reduce_mean(tf.square(real_target - d_real))
             scaled = self.d_optimizer.scale_loss(d_loss)

@@ -16,6 +16,7 @@ from zoo.errors import UserError
 
 
 LR_SCHEDULES = ("constant", "cosine")
+D_HEADS = ("global", "patch")
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class TrainingConfig:
     ``lr_schedule`` "constant" keeps both learning rates; "cosine" lowers both along a half
     cosine from their set values at step 0 to ``lr_final_fraction`` of them at ``steps`` (see
     :meth:`learning_rates`; a run extended with ``--resume --steps`` stretches the remaining
-    part of the curve).
+    part of the curve). ``d_head`` "global" is the paper's discriminator head (pooling, dense);
+    "patch" scores every cell of the last feature map (see :mod:`zoo.nets.discriminator`).
     """
 
     name: str
@@ -58,6 +60,7 @@ class TrainingConfig:
     mixed_precision: str | None = None  # e.g. "mixed_bfloat16" on hardware that has it
     lr_schedule: str = "constant"  # or "cosine"
     lr_final_fraction: float = 0.1
+    d_head: str = "global"  # the paper's pooled head, or "patch" (one score per cell)
 
     def __post_init__(self):
         problems = []
@@ -73,6 +76,8 @@ class TrainingConfig:
             problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.lr_schedule not in LR_SCHEDULES:
             problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.d_head not in D_HEADS:
+            problems.append(f"d_head must be one of {', '.join(D_HEADS)}, got {self.d_head!r}")
         if not 0.0 < self.lr_final_fraction <= 1.0:
             problems.append(f"lr_final_fraction must be in (0, 1], got {self.lr_final_fraction}")
         if self.patch_size % 16:

@@ -55,7 +55,7 @@ __all__ = [
 ProgressCallback = Callable[[int, int], None]
 SCALE = 2
 # Settings that shape the networks or their inputs: fixed for the life of a run.
-ARCHITECTURE_KEYS = ("g_widths", "d_widths", "d_dense", "patch_size", "leaky_slope")
+ARCHITECTURE_KEYS = ("g_widths", "d_widths", "d_dense", "d_head", "patch_size", "leaky_slope")
 
 
 class TrainingInterrupted(KeyboardInterrupt):
