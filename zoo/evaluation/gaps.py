@@ -304,6 +304,18 @@ class GapAnalysis:
     sample_spacing_nm: float = math.nan
     lines: list[tuple[tuple[float, float], tuple[float, float]]] = field(default_factory=list)
 
+    def considered(self, name: str) -> np.ndarray:
+        """Which gaps count in image ``name``'s row (:class:`GapStats`' denominator): those the
+        reference shows, or all of them for the reference itself."""
+        ref_shown = np.isfinite(self.widths_nm[self.reference])
+        return np.ones_like(ref_shown) if name == self.reference else ref_shown
+
+    def considered_touching(self, name: str) -> np.ndarray:
+        """Which touching pairs count in image ``name``'s row: those the reference shows
+        touching, or all of them for the reference itself."""
+        ref_apart = np.isfinite(self.touching_widths_nm[self.reference])
+        return np.ones_like(ref_apart) if name == self.reference else ~ref_apart
+
     def errors_nm(self, name: str) -> np.ndarray:
         """Signed gap-size errors (image - reference) over the gaps both detect (paper Fig. 3)."""
         diff = self.widths_nm[name] - self.widths_nm[self.reference]
@@ -440,27 +452,7 @@ def analyse_gaps(
 
     widths_nm = {name: widths(p) for name, p in gap_profiles.items()}
     touching_widths = {name: widths(p) for name, p in touching_profiles.items()}
-    ref_shown = np.isfinite(widths_nm[reference])
-    ref_apart = np.isfinite(touching_widths[reference])
-    stats = {}
-    for name in prepared:
-        shown = np.isfinite(widths_nm[name])
-        apart = np.isfinite(touching_widths[name])
-        both = shown & ref_shown
-        err = np.abs(widths_nm[name][both] - widths_nm[reference][both])
-        if name == reference:
-            considered, touching_considered = np.ones_like(shown), np.ones_like(apart)
-        else:
-            considered, touching_considered = ref_shown, ~ref_apart
-        stats[name] = GapStats(
-            n_gaps=int(considered.sum()),
-            n_undetected=int(np.sum(considered & ~shown)),
-            n_compared=int(both.sum()),
-            gap_size_error_nm=float(err.mean()) if err.size else math.nan,
-            n_touching=int(touching_considered.sum()),
-            n_invented=int(np.sum(touching_considered & apart)),
-        )
-    return GapAnalysis(
+    analysis = GapAnalysis(
         reference=reference,
         pixel_size_nm=float(pixel_size_nm),
         gaps=kept_gaps,
@@ -470,8 +462,24 @@ def analyse_gaps(
         touching_widths_nm=touching_widths,
         profiles=gap_profiles,
         touching_profiles=touching_profiles,
-        stats=stats,
+        stats={},
         skipped=total - len(kept_gaps) - len(kept_touching),
         sample_spacing_nm=pixel_size_nm * PROFILE_STEP_PX,
         lines=gap_lines,
     )
+    ref_shown = np.isfinite(widths_nm[reference])
+    for name in prepared:
+        shown = np.isfinite(widths_nm[name])
+        apart = np.isfinite(touching_widths[name])
+        both = shown & ref_shown
+        err = np.abs(widths_nm[name][both] - widths_nm[reference][both])
+        considered, touching_considered = analysis.considered(name), analysis.considered_touching(name)
+        analysis.stats[name] = GapStats(
+            n_gaps=int(considered.sum()),
+            n_undetected=int(np.sum(considered & ~shown)),
+            n_compared=int(both.sum()),
+            gap_size_error_nm=float(err.mean()) if err.size else math.nan,
+            n_touching=int(touching_considered.sum()),
+            n_invented=int(np.sum(touching_considered & apart)),
+        )
+    return analysis

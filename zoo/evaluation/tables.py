@@ -168,9 +168,7 @@ def undetected_by_width(results: Sequence[EvaluationResult]) -> dict | None:
             n = missed = 0
             for res, w in zip(results, widths):
                 shown = np.isfinite(res.gaps.widths_nm[row])
-                considered = np.ones_like(shown) if row == res.gaps.reference else np.isfinite(
-                    res.gaps.widths_nm[res.gaps.reference])
-                sel = (w >= lo) & (w < hi) & considered
+                sel = (w >= lo) & (w < hi) & res.gaps.considered(row)
                 n += int(sel.sum())
                 missed += int((sel & ~shown).sum())
             cells.append({"n_gaps": n, "n_undetected": missed,
