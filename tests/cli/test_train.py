@@ -24,10 +24,12 @@ def fake_train(monkeypatch):
             kwargs["progress"](5, 5)
         if fake.raise_:
             raise fake.raise_
-        history = {"steps_done": 5, "val_l1": [0.3], "val_psnr": [31.25], "val_ssim": [0.8]}
+        history = {"steps_done": 5, "val_l1": [0.3], "val_psnr": [31.25], "val_ssim": [0.8],
+                   **fake.extra_history}
         return train_module.Run(None, {}, {}, history, Path(out_dir))
 
     fake.raise_ = None
+    fake.extra_history = {}
     monkeypatch.setattr(train_module, "train", fake)
     fake.calls = calls
     return fake
@@ -127,3 +129,14 @@ def test_set_options_become_typed_overrides(cli, fake_train, tmp_path):
         refused = cli("train", tmp_path / "data", "--out", tmp_path / "run", "--set", bad)
         assert refused.exit_code == 2 and refused.output.startswith("error:") and message in refused.output
     assert len(fake_train.calls) == 1
+
+
+def test_a_saturated_discriminator_is_reported_after_training(cli, fake_train, tmp_path):
+    args = ("train", tmp_path / "data", "--out", tmp_path / "run", "--sample-type", SAMPLE, "--preset", "tiny")
+    result = cli(*args)
+    assert result.exit_code == 0 and "warning" not in result.output
+    fake_train.extra_history = {"step": [250, 500, 750], "discriminator_saturated_at": [500, 750]}
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    assert ("warning: the discriminator was saturated (D(real) and D(fake) both near 0 or 1) in 2 of 3 "
+            "epochs, first at step 500") in result.output

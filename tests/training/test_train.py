@@ -215,3 +215,29 @@ def test_resume_takes_new_rates_but_refuses_a_new_network_shape(straight_run):
     with pytest.raises(UserError, match="d_head cannot change when resuming"):
         _train(straight_dir, resume=True, overrides={"d_head": "patch"})
     assert {p.name: p.stat().st_mtime_ns for p in straight_dir.iterdir()} == before
+
+
+def test_discriminator_saturated_needs_both_scores_at_one_end():
+    assert T.discriminator_saturated({"d_real": 0.999, "d_fake": 0.995})
+    assert T.discriminator_saturated({"d_real": 0.002, "d_fake": 0.0})
+    assert not T.discriminator_saturated({"d_real": 0.999, "d_fake": 0.2})  # winning, not stuck
+    assert not T.discriminator_saturated({"d_real": 0.5, "d_fake": 0.5})
+    assert not T.discriminator_saturated({"l1": 0.1})
+
+
+@pytest.mark.slow
+def test_a_saturated_discriminator_is_recorded_per_epoch(straight_run, tmp_path):
+    import keras
+
+    assert "discriminator_saturated_at" not in straight_run[1].history
+
+    def saturate(logs=None):
+        # A final bias of +50 puts the sigmoid at 1 for every input; its gradient vanishes.
+        probability = model_ref[0].discriminator.get_layer("real_probability")
+        probability.bias.assign(np.full(probability.bias.shape, 50.0, dtype="float32"))
+
+    model_ref = []
+    grab = keras.callbacks.LambdaCallback(on_train_begin=lambda logs: (model_ref.append(grab.model), saturate()))
+    run = _train(tmp_path / "run", callbacks=[grab], overrides={"validate_every": 4})
+    assert run.history["step"] == [4, 8]
+    assert run.history["discriminator_saturated_at"] == [4, 8]

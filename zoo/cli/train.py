@@ -99,6 +99,12 @@ def train(
             summary.append(f"{key[4:]} {history[key][-1]:.4g}")
     typer.echo(", ".join(summary))
     typer.echo(f"generator (EMA weights): {Path(out) / 'generator.keras'}")
+    saturated = history.get("discriminator_saturated_at")
+    if saturated:
+        typer.echo(f"warning: the discriminator was saturated (D(real) and D(fake) both near 0 or 1) in "
+                   f"{len(saturated)} of {len(history.get('step', []))} epochs, first at step {saturated[0]}: "
+                   "the adversarial term gave the generator no gradient there; "
+                   "try a lower --set d_learning_rate or beta", err=True)
 
 
 def register(app: typer.Typer) -> None:

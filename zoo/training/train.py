@@ -147,6 +147,23 @@ def _finite(logs: Mapping[str, float]) -> bool:
     return all(math.isfinite(v) for v in logs.values())
 
 
+# D(real) and D(fake) both within this of 0 or of 1 over an epoch: the discriminator's sigmoid is
+# saturated, its gradient to the generator is ~0 and the adversarial term does nothing.
+SATURATION_MARGIN = 0.01
+
+
+def discriminator_saturated(logs: Mapping[str, float]) -> bool:
+    """True when the epoch's mean D(real) and D(fake) are both above 0.99 or both below 0.01.
+
+    Seen on this CPU with a fresh discriminator and a high D learning rate: it scored real,
+    enhanced, interpolated and noise images alike at 0.999, and stayed there.
+    """
+    real, fake = logs.get("d_real"), logs.get("d_fake")
+    if real is None or fake is None:
+        return False
+    return min(real, fake) > 1.0 - SATURATION_MARGIN or max(real, fake) < SATURATION_MARGIN
+
+
 def _resolve_config(run_dir: Path, resume: bool, preset: str, steps: int | None,
                     overrides: Mapping[str, Any] | None, manifest: Mapping[str, Any]):
     from zoo.nets.presets import TrainingConfig, get_preset
@@ -405,6 +422,8 @@ def _loop(model, config, run_dir, manager, iterator, val_dataset, history, run_c
             if step % config.validate_every == 0 or step == total:
                 epoch_logs = {**logs, **_validate(model, val_dataset, config)}
                 callbacks.on_epoch_end(epoch, epoch_logs)
+                if config.beta > 0 and discriminator_saturated(logs):
+                    history.setdefault("discriminator_saturated_at", []).append(step)
                 history.setdefault("step", []).append(step)
                 for key, value in epoch_logs.items():
                     history.setdefault(key, []).append(value)
