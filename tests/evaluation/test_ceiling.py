@@ -53,3 +53,24 @@ def test_tool_refuses_bad_arguments_in_one_line_and_writes_nothing(tmp_path):
         assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
         assert "Traceback" not in proc.stderr
     assert out.read_text() == "mine"
+
+
+def test_checkpoint_trajectory_tool_refuses_what_is_not_a_run_or_a_test_set(tmp_path):
+    tool = str(ROOT / "tools" / "checkpoint_trajectory.py")
+    run, test = tmp_path / "run", tmp_path / "test"
+    (run / "checkpoints").mkdir(parents=True)
+    (test / "registered").mkdir(parents=True)
+
+    def refusal(*args):
+        proc = subprocess.run([sys.executable, tool, *map(str, args)], capture_output=True, text=True)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+        return proc.stderr
+
+    assert "is not a training run" in refusal(run, test)
+    (run / "config.json").write_text("{}")
+    assert "has no registered/truth.json" in refusal(run, test)
+    (test / "registered" / "truth.json").write_text("{}")
+    assert "has no checkpoints" in refusal(run, test)
+    (run / "checkpoints" / "ckpt-250.index").write_text("")
+    assert "no checkpoint at step 500" in refusal(run, test, "--checkpoints", "250,500")
+    assert "bad --checkpoints" in refusal(run, test, "--checkpoints", "x")
