@@ -18,8 +18,7 @@ target "shows". Used by ``tools/gap_metric_ceiling.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -28,40 +27,6 @@ from scipy import ndimage
 from zoo.evaluation.gaps import GapStats, analyse_gaps
 
 DEFAULT_SIGMAS_PX = (0.25, 0.5, 0.75, 1.0)
-
-
-@dataclass
-class CeilingRow:
-    """One degraded version of the target, pooled over the pairs (see :class:`GapStats`)."""
-
-    name: str
-    n_gaps: int = 0
-    n_undetected: int = 0
-    n_touching: int = 0
-    n_invented: int = 0
-    n_compared: int = 0
-    error_sum_nm: float = 0.0
-
-    def add(self, stats: GapStats) -> None:
-        self.n_gaps += stats.n_gaps
-        self.n_undetected += stats.n_undetected
-        self.n_touching += stats.n_touching
-        self.n_invented += stats.n_invented
-        if stats.n_compared:
-            self.n_compared += stats.n_compared
-            self.error_sum_nm += stats.gap_size_error_nm * stats.n_compared
-
-    @property
-    def undetected_percent(self) -> float:
-        return 100.0 * self.n_undetected / self.n_gaps if self.n_gaps else float("nan")
-
-    @property
-    def gap_error_nm(self) -> float:
-        return self.error_sum_nm / self.n_compared if self.n_compared else float("nan")
-
-    @property
-    def invented_percent(self) -> float:
-        return 100.0 * self.n_invented / self.n_touching if self.n_touching else float("nan")
 
 
 def degraded_versions(clean: np.ndarray, sigmas_px: Sequence[float] = DEFAULT_SIGMAS_PX) -> dict[str, np.ndarray]:
@@ -87,15 +52,16 @@ def gap_metric_ceiling(
     size: Sequence[int] = (924, 780),
     sigmas_px: Sequence[float] = DEFAULT_SIGMAS_PX,
     progress: Callable[[int, int], None] | None = None,
-) -> list[CeilingRow]:
+) -> dict[str, GapStats]:
     """Pool :func:`analyse_gaps` over simulated pairs (the noisy target is the reference).
 
-    The first row is the noisy target against all planted gaps (how many it resolves); the
-    others count the gaps the target shows, as the evaluation's rows do.
+    Returns ``{image name: pooled GapStats}``. The first, ``"target"``, is the noisy target
+    against all planted gaps (how many it resolves); the others count the gaps the target
+    shows, as the evaluation's rows do.
     """
     from zoo.data.simulate import simulate_pair, simulate_signals
 
-    rows: dict[str, CeilingRow] = {}
+    per_image: dict[str, list[GapStats]] = {}
     for k, seed in enumerate(seeds):
         if progress is not None:
             progress(k, len(seeds))
@@ -108,21 +74,22 @@ def gap_metric_ceiling(
         analysis = analyse_gaps(images, truth["gaps"], truth["particles"],
                                 pixel_size_nm=pair.hr_pixel_size_nm, touching=truth["touching"])
         for name, stats in analysis.stats.items():
-            rows.setdefault(name, CeilingRow(name)).add(stats)
+            per_image.setdefault(name, []).append(stats)
     if progress is not None:
         progress(len(seeds), len(seeds))
-    return list(rows.values())
+    return {name: GapStats.pooled(stats) for name, stats in per_image.items()}
 
 
-def markdown_ceiling(rows: Sequence[CeilingRow], pixel_size_nm: float) -> str:
-    """The rows as a markdown table; blur sigmas also given as FWHM in nm."""
+def markdown_ceiling(rows: Mapping[str, GapStats], pixel_size_nm: float) -> str:
+    """:func:`gap_metric_ceiling`'s rows as a markdown table; blur sigmas also as FWHM in nm."""
     lines = ["| image | undetected gaps | gap-size error | touching shown apart |",
              "|---|---:|---:|---:|"]
-    for r in rows:
-        label = "target (noisy), of all planted gaps" if r.name == "target" else r.name
-        if "sigma" in r.name:
-            sigma = float(r.name.rsplit("sigma", 1)[1].split()[0])
+    for name, r in rows.items():
+        label = "target (noisy), of all planted gaps" if name == "target" else name
+        if "sigma" in name:
+            sigma = float(name.rsplit("sigma", 1)[1].split()[0])
             label += f" (FWHM {2.3548 * sigma * pixel_size_nm:.1f} nm)"
-        lines.append(f"| {label} | {r.undetected_percent:.1f}% ({r.n_undetected}/{r.n_gaps}) | "
-                     f"{r.gap_error_nm:.2f} nm | {r.invented_percent:.1f}% ({r.n_invented}/{r.n_touching}) |")
+        lines.append(f"| {label} | {100 * r.undetected_gap_fraction:.1f}% ({r.n_undetected}/{r.n_gaps}) | "
+                     f"{r.gap_size_error_nm:.2f} nm | "
+                     f"{100 * r.invented_gap_fraction:.1f}% ({r.n_invented}/{r.n_touching}) |")
     return "\n".join(lines)

@@ -258,6 +258,23 @@ class GapStats:
     n_touching: int
     n_invented: int
 
+    @classmethod
+    def pooled(cls, stats: Iterable["GapStats"]) -> "GapStats":
+        """The statistics of several images' gaps taken together: counts add up, the size error
+        is averaged over all compared gaps."""
+        stats = list(stats)
+        weighted = [(s.gap_size_error_nm, s.n_compared) for s in stats
+                    if s.n_compared and math.isfinite(s.gap_size_error_nm)]
+        compared = sum(n for _, n in weighted)
+        return cls(
+            n_gaps=sum(s.n_gaps for s in stats),
+            n_undetected=sum(s.n_undetected for s in stats),
+            n_compared=sum(s.n_compared for s in stats),
+            gap_size_error_nm=sum(v * n for v, n in weighted) / compared if compared else math.nan,
+            n_touching=sum(s.n_touching for s in stats),
+            n_invented=sum(s.n_invented for s in stats),
+        )
+
     @property
     def undetected_gap_fraction(self) -> float:
         """Fraction of the gaps that this image does not show (paper: "% undetected gaps")."""

@@ -75,22 +75,7 @@ def aggregate_table(results: Sequence[EvaluationResult]) -> dict[str, dict[str, 
 
 def pooled_gap_stats(results: Sequence[EvaluationResult], row: str) -> GapStats:
     """The gap statistics of ``row`` over all pairs' gaps together."""
-    stats = [res.gaps.stats[row] for res in results if row in res.gaps.stats]
-    return GapStats(
-        n_gaps=sum(s.n_gaps for s in stats),
-        n_undetected=sum(s.n_undetected for s in stats),
-        n_compared=sum(s.n_compared for s in stats),
-        gap_size_error_nm=_weighted([(s.gap_size_error_nm, s.n_compared) for s in stats]),
-        n_touching=sum(s.n_touching for s in stats),
-        n_invented=sum(s.n_invented for s in stats),
-    )
-
-
-def _weighted(pairs: Sequence[tuple[float, int]]) -> float:
-    total = sum(n for v, n in pairs if n and math.isfinite(v))
-    if not total:
-        return math.nan
-    return sum(v * n for v, n in pairs if n and math.isfinite(v)) / total
+    return GapStats.pooled(res.gaps.stats[row] for res in results if row in res.gaps.stats)
 
 
 def _nanmean(values: Sequence[float]) -> float:

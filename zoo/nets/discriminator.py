@@ -34,7 +34,7 @@ def build_discriminator(config, *, name: str = "discriminator") -> keras.Model:
         x = keras.layers.LeakyReLU(negative_slope=slope, name=f"block{k}_lrelu1")(x)
         x = keras.layers.Conv2D(int(width), 3, strides=2, padding="same", name=f"block{k}_conv2")(x)
         x = keras.layers.LeakyReLU(negative_slope=slope, name=f"block{k}_lrelu2")(x)
-    head = getattr(config, "d_head", "global")
+    head = config.d_head
     if head == "patch":
         x = keras.layers.Conv2D(int(config.d_dense), 1, name="dense1")(x)
         x = keras.layers.LeakyReLU(negative_slope=slope, name="dense1_lrelu")(x)
