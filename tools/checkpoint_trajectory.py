@@ -5,7 +5,7 @@
 
 RUN is a `semzoo train` run directory; TEST a `semzoo prepare` output of simulated pairs
 (TEST/registered/{lr-native,hr}/*.tif and truth.json). Each checkpoint's generator enhances
-every whole LR image (no tiling) and `zoo.evaluation.report.evaluate` scores it against the HR
+every whole LR image (no tiling; normalised and mirror-padded as served) and `zoo.evaluation.report.evaluate` scores it against the HR
 and the planted gaps; the table pools the pairs as `semzoo evaluate` does. Used to follow how a
 run's gap detection and PSNR develop (README: the ablations of gold-on-carbon v2).
 """
@@ -61,6 +61,7 @@ def main(argv=None) -> int:
         from zoo.data.sem_tiff import read_sem
         from zoo.evaluation.report import evaluate
         from zoo.evaluation.tables import aggregate_table, undetected_by_width
+        from zoo.training.finetune_metrics import enhance_whole_image
         from zoo.training.train import restore_generator
 
         pairs = [(n, read_sem(base / "lr-native" / f"{n}.tif").image.astype(np.float32),
@@ -72,10 +73,7 @@ def main(argv=None) -> int:
             generator = restore_generator(run_config, path)
             results = []
             for name, lr, hr in pairs:
-                x = (lr - lr.mean()) / lr.std()  # the zoo's input normalisation (mean/std)
-                h, w = x.shape
-                padded = np.pad(x, ((0, -h % 8), (0, -w % 8)), mode="reflect")
-                sr = np.asarray(generator(padded[None, :, :, None]))[0, : 2 * h, : 2 * w, 0]
+                sr = enhance_whole_image(generator, lr)
                 results.append(evaluate(lr, sr, hr, pixel_size_nm=pixel_size_nm,
                                         truth=truth[name], name=name))
             row = aggregate_table(results)["output"]

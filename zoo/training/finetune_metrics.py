@@ -24,7 +24,7 @@ def json_table(table: Mapping[str, Mapping[str, float]]) -> dict:
     return {row: {k: json_number(v) for k, v in cols.items()} for row, cols in table.items()}
 
 
-def _enhance(generator, lr):
+def enhance_whole_image(generator, lr):
     """The generator on a whole normalised LR image (mirror-padded to its divisor, as served)."""
     import numpy as np
 
@@ -50,8 +50,8 @@ def compare(pair: CalibrationPair, parent, finetuned) -> tuple[dict, dict]:
     from zoo.evaluation.report import no_data_mask
 
     valid = ~no_data_mask(pair.hr)
-    images = {"lanczos": lanczos_upsample2x(pair.lr), "parent": _enhance(parent, pair.lr),
-              "finetuned": _enhance(finetuned, pair.lr)}
+    images = {"lanczos": lanczos_upsample2x(pair.lr), "parent": enhance_whole_image(parent, pair.lr),
+              "finetuned": enhance_whole_image(finetuned, pair.lr)}
     matched = {row: match_intensity(img, pair.hr, mask=valid) for row, img in images.items()}
     table = {row: {"psnr_db": peak_signal_noise_ratio(pair.hr, img, match_intensity=False, mask=valid),
                    "ssim": structural_similarity(pair.hr, img, match_intensity=False, mask=valid)}
