@@ -54,21 +54,23 @@ def main(argv=None) -> int:
             raise UserError(f"{args.test} has no registered/truth.json: use prepared simulated pairs")
         checkpoints = _checkpoints(args.run, args.checkpoints)
         run_config = json.loads(config_path.read_text())
-        truth_file = json.loads((base / "truth.json").read_text())
-        truth, pixel_size_nm = truth_file["pairs"], float(truth_file["hr_pixel_size_nm"])
+        from zoo.cli.evaluate import load_truth
+
+        truth = load_truth(base / "truth.json")  # each pair with the file's probe FWHM
+        pixel_size_nm = float(json.loads((base / "truth.json").read_text())["hr_pixel_size_nm"])
         names = sorted(truth)
 
         from zoo.data.sem_tiff import read_sem
         from zoo.evaluation.report import evaluate
-        from zoo.evaluation.tables import aggregate_table, undetected_by_width
+        from zoo.evaluation.tables import aggregate_table, undetected_by_input_sampling, undetected_by_width
         from zoo.training.finetune_metrics import enhance_whole_image
         from zoo.training.train import restore_generator
 
         pairs = [(n, read_sem(base / "lr-native" / f"{n}.tif").image.astype(np.float32),
                   read_sem(base / "hr" / f"{n}.tif").image) for n in names]
         print("| step | PSNR (dB) | SSIM | undetected gaps | gap-size error (nm) | invented gaps | "
-              "undetected < 7.1 / 7.1–14.2 / ≥ 14.2 nm |")
-        print("|---:|---:|---:|---:|---:|---:|---|")
+              "undetected < 7.1 / 7.1–14.2 / ≥ 14.2 nm | undetected with / without an input sample in the gap |")
+        print("|---:|---:|---:|---:|---:|---:|---|---|")
         for step, path in checkpoints:
             generator = restore_generator(run_config, path)
             results = []
@@ -79,8 +81,11 @@ def main(argv=None) -> int:
             row = aggregate_table(results)["output"]
             by_width = undetected_by_width(results)
             cells = " / ".join(f"{c['percent']:.1f}" for c in by_width["rows"]["output"]) if by_width else "—"
+            by_sampling = undetected_by_input_sampling(results)
+            sampling = (" / ".join(f"{c['percent']:.1f}" for c in by_sampling["rows"]["output"])
+                        if by_sampling else "—")
             print(f"| {step} | {row['psnr_db']:.2f} | {row['ssim']:.3f} | {row['undetected_gaps_percent']:.1f}% | "
-                  f"{row['gap_size_error_nm']:.2f} | {row['invented_gaps_percent']:.1f}% | {cells} |", flush=True)
+                  f"{row['gap_size_error_nm']:.2f} | {row['invented_gaps_percent']:.1f}% | {cells} | {sampling} |", flush=True)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -128,3 +128,14 @@ def test_refusals_are_one_line_errors(cli, data, tmp_path, rng):
     assert not report.exists()  # nothing written by any refusal
     for line in result.output.strip().splitlines():
         assert line.startswith("error:")
+
+
+def test_load_truth_gives_every_pair_the_files_probe(tmp_path):
+    from zoo.cli.evaluate import load_truth
+
+    path = tmp_path / "truth.json"
+    path.write_text(json.dumps({"probe_fwhm_nm": 3.0, "pairs": {"a": {"gaps": []}, "b": {"probe_fwhm_nm": 2.0}}}))
+    pairs = load_truth(path)
+    assert pairs["a"]["probe_fwhm_nm"] == 3.0 and pairs["b"]["probe_fwhm_nm"] == 2.0
+    path.write_text(json.dumps({"pairs": {"a": {"gaps": []}}}))
+    assert "probe_fwhm_nm" not in load_truth(path)["a"]

@@ -203,3 +203,52 @@ def test_denominators_are_the_gaps_the_target_shows(scene):
     out = result.stats["output"]
     assert out.n_gaps == n // 2 and out.n_undetected == 0 and out.n_compared == n // 2
     assert out.n_touching == len(truth["touching"]) and out.n_invented == 0
+
+
+LR_NM = 14.2
+
+
+def _particle(pid, x_lr, y_lr, radius_px):
+    return {"id": pid, "x_lr": x_lr, "y_lr": y_lr, "radius_nm": radius_px * LR_NM}
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "clearance_nm", "expected"),
+    [
+        # Edges at x = 10.8 and 12.2 on row 5: LR samples 11 and 12 lie in the gap.
+        ((10.0, 5.0, 0.8), (13.0, 5.0, 0.8), 0.0, True),
+        # Edges at 10.8 and 10.9: the gap falls between the samples 10 and 11.
+        ((10.0, 5.0, 0.8), (11.7, 5.0, 0.8), 0.0, False),
+        # A sample 0.45 px beside the line: counts between large particles ...
+        ((10.0, 5.45, 0.8), (12.0, 5.45, 0.8), 0.0, True),
+        # ... but not beside two particles of radius 0.2 px (outside their convex hull) ...
+        ((10.0, 5.45, 0.2), (12.0, 5.45, 0.2), 0.0, False),
+        # ... while 0.1 px beside their line it does.
+        ((10.0, 5.1, 0.2), (12.0, 5.1, 0.2), 0.0, True),
+        # Sample 11 is 0.2 px (2.84 nm) from both edges: in the gap only for a clearance below that.
+        ((10.0, 5.0, 0.8), (12.0, 5.0, 0.8), 2.0, True),
+        ((10.0, 5.0, 0.8), (12.0, 5.0, 0.8), 3.0, False),
+        # Overlapping discs have no gap to sample.
+        ((10.0, 5.0, 1.0), (11.5, 5.0, 1.0), 0.0, False),
+        # Oblique: centres (10, 5) and (13, 8), radius 1 px: the samples (11, 6) and (12, 7) lie
+        # on the line, 1.41 px from the nearer centre: in the gap.
+        ((10.0, 5.0, 1.0), (13.0, 8.0, 1.0), 0.0, True),
+    ],
+)
+def test_input_sample_in_gap_on_constructed_geometry(a, b, clearance_nm, expected):
+    from zoo.evaluation.gaps import input_sample_in_gap
+
+    pa, pb = _particle(0, *a), _particle(1, *b)
+    assert input_sample_in_gap(pa, pb, lr_pixel_size_nm=LR_NM, clearance_nm=clearance_nm) is expected
+    assert input_sample_in_gap(pb, pa, lr_pixel_size_nm=LR_NM, clearance_nm=clearance_nm) is expected
+
+
+def test_gaps_with_input_sample_needs_lr_coordinates():
+    from zoo.evaluation.gaps import gaps_with_input_sample
+
+    particles = [_particle(0, 10.0, 5.0, 0.8), _particle(1, 13.0, 5.0, 0.8), _particle(2, 11.7, 5.0, 0.8)]
+    gaps = [{"a": 0, "b": 1}, {"a": 2, "b": 0}]
+    np.testing.assert_array_equal(gaps_with_input_sample(gaps, particles, lr_pixel_size_nm=LR_NM), [True, False])
+    no_lr = [{"id": p["id"], "x_hr": 1.0, "y_hr": 1.0, "radius_nm": p["radius_nm"]} for p in particles]
+    assert gaps_with_input_sample(gaps, no_lr, lr_pixel_size_nm=LR_NM) is None
+    assert gaps_with_input_sample([{"a": 0, "b": 9}], particles, lr_pixel_size_nm=LR_NM) is None

@@ -132,3 +132,34 @@ def test_undetected_gaps_by_true_width_pool_the_pairs_with_the_tables_denominato
     # Without truth the gaps come from the target and have no true width: no such table.
     found = evaluate(lr, output, target, pixel_size_nm=PIXEL_NM, name="c")
     assert undetected_by_width([found]) is None
+
+
+def test_undetected_gaps_by_input_sampling_split_the_tables_counts(triple, tmp_path):
+    from zoo.evaluation.gaps import gaps_with_input_sample
+    from zoo.evaluation.tables import pooled_gap_stats, undetected_by_input_sampling
+
+    lr, output, target, truth = triple
+    # The registered frame's convention: HR pixel x lies at LR x_lr = (x - 0.5) / 2.
+    with_lr = dict(truth, particles=[dict(p, x_lr=(p["x_hr"] - 0.5) / 2, y_lr=(p["y_hr"] - 0.5) / 2)
+                                     for p in truth["particles"]])
+    a = evaluate(lr, output, target, pixel_size_nm=PIXEL_NM, truth=with_lr, name="a")
+    b = evaluate(lr, cv2.resize(lr, target.shape[::-1], interpolation=cv2.INTER_LANCZOS4), target, pixel_size_nm=PIXEL_NM, truth=dict(with_lr, probe_fwhm_nm=3.0), name="b")
+    expected = gaps_with_input_sample(a.gaps.gaps, with_lr["particles"], lr_pixel_size_nm=2 * PIXEL_NM)
+    np.testing.assert_array_equal(a.gap_input_sampled, expected)
+    # The scene's gaps are 1-3 LR pixels wide: each holds a grid point, but a clearance of one
+    # probe FWHM (3 nm) from the edges leaves the narrow ones without: both kinds in the table.
+    assert expected.all()
+    assert 0 < b.gap_input_sampled.sum() < b.gap_input_sampled.size
+    table = undetected_by_input_sampling([a, b])
+    assert table["classes"] == ["an input sample in the gap", "no input sample in the gap"]
+    for row, (with_sample, without) in table["rows"].items():
+        pooled = pooled_gap_stats([a, b], row)
+        assert with_sample["n_gaps"] + without["n_gaps"] == pooled.n_gaps
+        assert with_sample["n_undetected"] + without["n_undetected"] == pooled.n_undetected
+    assert table["rows"]["target"][0]["n_gaps"] == int(a.gap_input_sampled.sum() + b.gap_input_sampled.sum())
+    out = write_report([a, b], tmp_path / "rep")
+    assert json.loads((out / "results.json").read_text())["undetected_by_input_sampling"] == table
+    assert "## Undetected gaps by input sampling" in (out / "report.md").read_text()
+    # Truth without LR coordinates (the fixture's) gives no such table.
+    plain = evaluate(lr, output, target, pixel_size_nm=PIXEL_NM, truth=truth, name="c")
+    assert plain.gap_input_sampled is None and undetected_by_input_sampling([a, plain]) is None

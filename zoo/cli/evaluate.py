@@ -57,7 +57,8 @@ def match_files(input: Path, output: Path, target: Path) -> list[tuple[str, Path
 
 
 def load_truth(path: Path) -> dict:
-    """The ``pairs`` of a truth.json (semzoo simulate / prepare)."""
+    """The ``pairs`` of a truth.json (semzoo simulate / prepare), each given the file's
+    ``probe_fwhm_nm`` unless it has its own."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -67,6 +68,10 @@ def load_truth(path: Path) -> dict:
     pairs = data.get("pairs") if isinstance(data, dict) else None
     if not isinstance(pairs, dict):
         raise UserError(f"--truth {path} has no 'pairs' object (expected the truth.json of semzoo simulate/prepare)")
+    probe = data.get("probe_fwhm_nm")
+    if isinstance(probe, (int, float)):  # every pair was scanned with the file's probe
+        pairs = {name: ({"probe_fwhm_nm": probe, **pair} if isinstance(pair, dict) else pair)
+                 for name, pair in pairs.items()}
     return pairs
 
 

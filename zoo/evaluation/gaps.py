@@ -500,3 +500,58 @@ def analyse_gaps(
             n_invented=int(np.sum(touching_considered & apart)),
         )
     return analysis
+
+
+def input_sample_in_gap(a: Mapping, b: Mapping, *, lr_pixel_size_nm: float, clearance_nm: float = 0.0) -> bool | None:
+    """Whether a sample point of the input (LR) grid lies in the gap between particles a and b.
+
+    ``a`` and ``b`` are truth.json particle records with ``x_lr, y_lr`` (LR pixel coordinates,
+    whose integer values are the LR sample points) and ``radius_nm``. A sample point is in the
+    gap when it lies outside both particles' discs, between their centres along the line
+    joining them, and within half an LR pixel of that line but no further from it than the
+    particles' radii there (inside the two discs' convex hull, so a point beside two small
+    particles does not count), and at least ``clearance_nm`` from both particles' edges (give
+    the probe's FWHM: a Gaussian probe that far from an edge puts about 1% of itself on the
+    particle): the input then holds a direct measurement of the gap's floor. Gaps without one can only be shown by an output that infers
+    them from the particles' shapes, the same inference that would invent gaps between touching
+    particles. None when a record lacks LR coordinates (truth from elsewhere).
+    """
+    try:
+        ca = np.array([float(a["x_lr"]), float(a["y_lr"])])
+        cb = np.array([float(b["x_lr"]), float(b["y_lr"])])
+        ra = (float(a["radius_nm"]) + clearance_nm) / float(lr_pixel_size_nm)
+        rb = (float(b["radius_nm"]) + clearance_nm) / float(lr_pixel_size_nm)
+    except (KeyError, TypeError):
+        return None
+    d = float(np.hypot(*(cb - ca)))
+    if d <= ra + rb:  # no room between the (cleared) discs
+        return False
+    u = (cb - ca) / d
+    n = np.array([-u[1], u[0]])
+    lo = np.floor(np.minimum(ca, cb)) - 1
+    hi = np.ceil(np.maximum(ca, cb)) + 1
+    xs, ys = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1))
+    points = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    along = (points - ca) @ u
+    across = np.abs((points - ca) @ n)
+    inside = ((np.hypot(*(points - ca).T) > ra) & (np.hypot(*(points - cb).T) > rb)
+              & (along > 0) & (along < d) & (across <= np.minimum(0.5, ra + (rb - ra) * along / d)))
+    return bool(inside.any())
+
+
+def gaps_with_input_sample(gaps: Sequence[Mapping], particles: Iterable[Mapping], *,
+                           lr_pixel_size_nm: float, clearance_nm: float = 0.0) -> np.ndarray | None:
+    """:func:`input_sample_in_gap` for every gap (a bool array), or None if any record lacks
+    LR coordinates."""
+    records = {p["id"]: p for p in particles}
+    flags = []
+    for gap in gaps:
+        try:
+            flag = input_sample_in_gap(records[gap["a"]], records[gap["b"]], lr_pixel_size_nm=lr_pixel_size_nm,
+                                       clearance_nm=clearance_nm)
+        except KeyError:
+            return None
+        if flag is None:
+            return None
+        flags.append(flag)
+    return np.array(flags, dtype=bool)

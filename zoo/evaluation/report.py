@@ -28,7 +28,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from zoo.errors import UserError
-from zoo.evaluation.gaps import GapAnalysis, analyse_gaps
+from zoo.evaluation.gaps import GapAnalysis, analyse_gaps, gaps_with_input_sample
 from zoo.evaluation.particles import find_gaps
 from zoo.evaluation.quality import (
     baseline_upsample,
@@ -46,9 +46,11 @@ from zoo.evaluation.tables import (
     gap_row,
     json_table,
     markdown_table,
+    markdown_undetected_by_input_sampling,
     markdown_undetected_by_width,
     pooled_gap_stats,
     results_json,
+    undetected_by_input_sampling,
     undetected_by_width,
 )
 
@@ -66,7 +68,9 @@ class EvaluationResult:
 
     ``table[row][column]`` holds the numbers (NaN: not applicable), rows in :data:`ROW_ORDER`
     among those present and columns as in :data:`COLUMNS`. ``images`` are the rows' images on the
-    evaluation grid, mapped onto the target's intensities (for figures).
+    evaluation grid, mapped onto the target's intensities (for figures). ``gap_input_sampled[k]``
+    says whether an input sample point lies in gap ``gaps.gaps[k]``
+    (:func:`zoo.evaluation.gaps.input_sample_in_gap`); None without truth LR coordinates.
     """
 
     name: str
@@ -80,6 +84,7 @@ class EvaluationResult:
     images: dict[str, np.ndarray] = field(repr=False)
     no_data_pixels: int = 0
     sources: dict[str, str] = field(default_factory=dict)
+    gap_input_sampled: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def rows(self) -> list[str]:
@@ -253,6 +258,10 @@ def evaluate(
     tick()
     for row in rows:
         table[row].update(gap_row(gaps.stats[row]))
+    sampled = None
+    if truth is not None:  # clear of the particles by one probe FWHM when truth gives it
+        sampled = gaps_with_input_sample(gaps.gaps, pair.get("particles", []), lr_pixel_size_nm=SCALE * pixel_size_nm,
+                                         clearance_nm=float(pair.get("probe_fwhm_nm") or 0.0))
 
     spectra, frc = {}, {}
     # Interpolation copies each LR pixel into its neighbours, so the checkerboard halves of an
@@ -279,6 +288,7 @@ def evaluate(
         frc=frc,
         images=matched,
         no_data_pixels=int(missing.sum()),
+        gap_input_sampled=sampled,
     )
 
 
@@ -399,6 +409,22 @@ def _markdown(results: Sequence[EvaluationResult], title: str) -> str:
             "Gaps binned by their width in the specimen (truth.json): narrower than a target "
             "pixel, between a target and an input pixel (what a x2 network can be expected to "
             "recover), wider than an input pixel. Denominators as in the table above.",
+            "",
+        ]
+    by_sampling = undetected_by_input_sampling(results)
+    if by_sampling is not None:
+        lines += [
+            "## Undetected gaps by input sampling",
+            "",
+            markdown_undetected_by_input_sampling(by_sampling),
+            "",
+            "A gap has an input sample in it when a point of the input's pixel grid lies between "
+            "the two particles, clear of both by the probe's FWHM (when truth.json gives it), "
+            "within half an input pixel of the line joining their centres (truth.json's LR "
+            "coordinates): the input measured that gap, so a "
+            "network should show it at least as often as Lanczos. The other gaps fall between "
+            "the input's samples; an output shows them only by inferring them from the particles' "
+            "shapes. Denominators as in the table above.",
             "",
         ]
     lines += [

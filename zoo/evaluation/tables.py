@@ -124,8 +124,30 @@ def results_json(results: Sequence[EvaluationResult]) -> dict:
         "aggregate": json_table(aggregate_table(results)),
         "gaps": {row: pooled_gap_stats(results, row).to_dict() for row in aggregate_table(results)},
         "undetected_by_width": undetected_by_width(results),
+        "undetected_by_input_sampling": undetected_by_input_sampling(results),
         "per_pair": [res.to_dict() for res in results],
     }
+
+
+def _undetected_in_classes(results: Sequence[EvaluationResult], classes: Sequence[Sequence[np.ndarray]]) -> dict:
+    """Pooled undetected gaps per row and class: ``classes[c][i]`` selects the gaps of class
+    ``c`` in ``results[i]``; an image's denominator is the gaps the target shows (its row's
+    :meth:`GapAnalysis.considered`), as in :class:`GapStats`."""
+    rows = [r for r in ROW_ORDER if all(r in res.gaps.widths_nm for res in results)]
+    out = {}
+    for row in rows:
+        cells = []
+        for masks in classes:
+            n = missed = 0
+            for res, mask in zip(results, masks):
+                shown = np.isfinite(res.gaps.widths_nm[row])
+                sel = mask & res.gaps.considered(row)
+                n += int(sel.sum())
+                missed += int((sel & ~shown).sum())
+            cells.append({"n_gaps": n, "n_undetected": missed,
+                          "percent": round(100 * missed / n, 2) if n else None})
+        out[row] = cells
+    return out
 
 
 def undetected_by_width(results: Sequence[EvaluationResult]) -> dict | None:
@@ -145,30 +167,46 @@ def undetected_by_width(results: Sequence[EvaluationResult]) -> dict | None:
         return None
     px = results[0].pixel_size_nm
     edges = [0.0, px, 2 * px, math.inf]
-    rows = [r for r in ROW_ORDER if all(r in res.gaps.widths_nm for res in results)]
-    out = {}
-    for row in rows:
-        cells = []
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            n = missed = 0
-            for res, w in zip(results, widths):
-                shown = np.isfinite(res.gaps.widths_nm[row])
-                sel = (w >= lo) & (w < hi) & res.gaps.considered(row)
-                n += int(sel.sum())
-                missed += int((sel & ~shown).sum())
-            cells.append({"n_gaps": n, "n_undetected": missed,
-                          "percent": round(100 * missed / n, 2) if n else None})
-        out[row] = cells
-    return {"edges_nm": [round(e, 3) if math.isfinite(e) else None for e in edges], "rows": out}
+    classes = [[(w >= lo) & (w < hi) for w in widths] for lo, hi in zip(edges[:-1], edges[1:])]
+    return {"edges_nm": [round(e, 3) if math.isfinite(e) else None for e in edges],
+            "rows": _undetected_in_classes(results, classes)}
+
+
+INPUT_SAMPLING_CLASSES = ("an input sample in the gap", "no input sample in the gap")
+
+
+def undetected_by_input_sampling(results: Sequence[EvaluationResult]) -> dict | None:
+    """Undetected gaps split by whether the input's sampling grid has a point in the gap.
+
+    A gap with an input sample point in it (:func:`zoo.evaluation.gaps.input_sample_in_gap`)
+    was measured by the input: a network should show it at least as often as Lanczos does. A
+    gap without one falls between the input's samples and can only be inferred from the
+    particles' shapes. None unless every pair has truth with LR coordinates.
+
+    Returns ``{"classes": [...], "rows": {row: [{"n_gaps", "n_undetected", "percent"}, ...]}}``.
+    """
+    if not results or any(r.gap_input_sampled is None or not r.gap_input_sampled.size for r in results):
+        return None
+    sampled = [r.gap_input_sampled for r in results]
+    return {"classes": list(INPUT_SAMPLING_CLASSES),
+            "rows": _undetected_in_classes(results, [sampled, [~m for m in sampled]])}
+
+
+def _markdown_class_table(heads: Sequence[str], rows: Mapping) -> str:
+    lines = ["| image | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
+    for row, cells in rows.items():
+        text = [("—" if c["percent"] is None else f"{c['percent']:.1f}% ({c['n_undetected']}/{c['n_gaps']})")
+                for c in cells]
+        lines.append(f"| {ROW_LABELS.get(row, row)} | " + " | ".join(text) + " |")
+    return "\n".join(lines)
+
+
+def markdown_undetected_by_input_sampling(table: Mapping) -> str:
+    """:func:`undetected_by_input_sampling` as a markdown table (percent, with the counts)."""
+    return _markdown_class_table(table["classes"], table["rows"])
 
 
 def markdown_undetected_by_width(table: Mapping) -> str:
     """:func:`undetected_by_width` as a markdown table (percent, with the counts)."""
     e = table["edges_nm"]
-    heads = [f"< {e[1]:g} nm", f"{e[1]:g}–{e[2]:g} nm", f"≥ {e[2]:g} nm"]
-    lines = ["| image | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
-    for row, cells in table["rows"].items():
-        text = [("—" if c["percent"] is None else f"{c['percent']:.1f}% ({c['n_undetected']}/{c['n_gaps']})")
-                for c in cells]
-        lines.append(f"| {ROW_LABELS.get(row, row)} | " + " | ".join(text) + " |")
-    return "\n".join(lines)
+    return _markdown_class_table([f"< {e[1]:g} nm", f"{e[1]:g}–{e[2]:g} nm", f"≥ {e[2]:g} nm"], table["rows"])
