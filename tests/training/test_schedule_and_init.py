@@ -27,11 +27,25 @@ def test_cosine_schedule_runs_from_the_set_rates_to_the_final_fraction():
     assert {constant.learning_rates(s) for s in (0, 7, 10_000)} == {(1e-3, 1e-3)}
 
 
+def test_warm_up_ramps_both_rates_linearly_then_hands_over_to_the_schedule():
+    config = get_preset("tiny").replace(steps=100, lr_schedule="cosine", lr_final_fraction=0.1,
+                                        lr_warmup_steps=10, g_learning_rate=2e-4, d_learning_rate=1e-4)
+    plain = config.replace(lr_warmup_steps=0)
+    for step in range(10):
+        g, d = config.learning_rates(step)
+        pg, pd = plain.learning_rates(step)
+        assert (g, d) == pytest.approx(((step + 1) / 10 * pg, (step + 1) / 10 * pd))
+    assert config.learning_rates(0)[0] == pytest.approx(2e-5)
+    assert [config.learning_rates(s) for s in range(10, 100)] == [plain.learning_rates(s) for s in range(10, 100)]
+
+
 def test_schedule_settings_are_checked():
     with pytest.raises(UserError, match="lr_schedule"):
         get_preset("tiny").replace(lr_schedule="linear")
     with pytest.raises(UserError, match="lr_final_fraction"):
         get_preset("tiny").replace(lr_final_fraction=0.0)
+    with pytest.raises(UserError, match="lr_warmup_steps"):
+        get_preset("tiny").replace(lr_warmup_steps=-1)
 
 
 def _rate_probe(seen):

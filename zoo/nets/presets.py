@@ -32,7 +32,10 @@ class TrainingConfig:
     ``lr_schedule`` "constant" keeps both learning rates; "cosine" lowers both along a half
     cosine from their set values at step 0 to ``lr_final_fraction`` of them at ``steps`` (see
     :meth:`learning_rates`; a run extended with ``--resume --steps`` stretches the remaining
-    part of the curve). ``d_head`` "global" is the paper's discriminator head (pooling, dense);
+    part of the curve). ``lr_warmup_steps`` > 0 multiplies both rates by (step + 1) / warm-up
+    over the first steps: Adam's first updates move every weight by about the full rate whatever
+    the gradient, which knocks a generator started from trained weights (``--init-from``) off its
+    minimum. ``d_head`` "global" is the paper's discriminator head (pooling, dense);
     "patch" scores every cell of the last feature map (see :mod:`zoo.nets.discriminator`).
     """
 
@@ -60,6 +63,7 @@ class TrainingConfig:
     mixed_precision: str | None = None  # e.g. "mixed_bfloat16" on hardware that has it
     lr_schedule: str = "constant"  # or "cosine"
     lr_final_fraction: float = 0.1
+    lr_warmup_steps: int = 0
     d_head: str = "global"  # the paper's pooled head, or "patch" (one score per cell)
 
     def __post_init__(self):
@@ -76,6 +80,8 @@ class TrainingConfig:
             problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.lr_schedule not in LR_SCHEDULES:
             problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if int(self.lr_warmup_steps) < 0:
+            problems.append(f"lr_warmup_steps must be >= 0, got {self.lr_warmup_steps}")
         if self.d_head not in D_HEADS:
             problems.append(f"d_head must be one of {', '.join(D_HEADS)}, got {self.d_head!r}")
         if not 0.0 < self.lr_final_fraction <= 1.0:
@@ -96,6 +102,8 @@ class TrainingConfig:
             t = min(max(step, 0) / max(self.steps - 1, 1), 1.0)
             final = self.lr_final_fraction
             factor = final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * t))
+        if step < self.lr_warmup_steps:
+            factor *= (max(step, 0) + 1) / self.lr_warmup_steps
         return self.g_learning_rate * factor, self.d_learning_rate * factor
 
     def to_dict(self) -> dict:
