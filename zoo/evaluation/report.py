@@ -399,34 +399,24 @@ def _markdown(results: Sequence[EvaluationResult], title: str) -> str:
         "the band limit of what the network drew, not a noise-limited resolution.",
         "",
     ]
-    by_width = undetected_by_width(results)
-    if by_width is not None:
-        lines += [
-            "## Undetected gaps by true width",
-            "",
-            markdown_undetected_by_width(by_width),
-            "",
-            "Gaps binned by their width in the specimen (truth.json): narrower than a target "
-            "pixel, between a target and an input pixel (what a x2 network can be expected to "
-            "recover), wider than an input pixel. Denominators as in the table above.",
-            "",
-        ]
-    by_sampling = undetected_by_input_sampling(results)
-    if by_sampling is not None:
-        lines += [
-            "## Undetected gaps by input sampling",
-            "",
-            markdown_undetected_by_input_sampling(by_sampling),
-            "",
-            "A gap has an input sample in it when a point of the input's pixel grid lies between "
-            "the two particles, clear of both by the probe's FWHM (when truth.json gives it), "
-            "within half an input pixel of the line joining their centres (truth.json's LR "
-            "coordinates): the input measured that gap, so a "
-            "network should show it at least as often as Lanczos. The other gaps fall between "
-            "the input's samples; an output shows them only by inferring them from the particles' "
-            "shapes. Denominators as in the table above.",
-            "",
-        ]
+    split_tables = [
+        ("Undetected gaps by true width", undetected_by_width(results), markdown_undetected_by_width,
+         "Gaps binned by their width in the specimen (truth.json): narrower than a target "
+         "pixel, between a target and an input pixel (what a x2 network can be expected to "
+         "recover), wider than an input pixel. Denominators as in the table above."),
+        ("Undetected gaps by input sampling", undetected_by_input_sampling(results),
+         markdown_undetected_by_input_sampling,
+         "A gap has an input sample in it when a point of the input's pixel grid lies between "
+         "the two particles, clear of both by the probe's FWHM (when truth.json gives it), "
+         "within half an input pixel of the line joining their centres (truth.json's LR "
+         "coordinates): the input measured that gap, so a network should show it at least as "
+         "often as Lanczos. The other gaps fall between the input's samples; an output shows "
+         "them only by inferring them from the particles' shapes. Denominators as in the table "
+         "above."),
+    ]
+    for title, table, as_markdown, text in split_tables:
+        if table is not None:
+            lines += [f"## {title}", "", as_markdown(table), "", text, ""]
     lines += [
         "## Figures",
         "",
