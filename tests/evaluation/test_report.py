@@ -143,7 +143,8 @@ def test_undetected_gaps_by_input_sampling_split_the_tables_counts(triple, tmp_p
     with_lr = dict(truth, particles=[dict(p, x_lr=(p["x_hr"] - 0.5) / 2, y_lr=(p["y_hr"] - 0.5) / 2)
                                      for p in truth["particles"]])
     a = evaluate(lr, output, target, pixel_size_nm=PIXEL_NM, truth=with_lr, name="a")
-    b = evaluate(lr, cv2.resize(lr, target.shape[::-1], interpolation=cv2.INTER_LANCZOS4), target, pixel_size_nm=PIXEL_NM, truth=dict(with_lr, probe_fwhm_nm=3.0), name="b")
+    lanczos = cv2.resize(lr, target.shape[::-1], interpolation=cv2.INTER_LANCZOS4)
+    b = evaluate(lr, lanczos, target, pixel_size_nm=PIXEL_NM, truth=dict(with_lr, probe_fwhm_nm=3.0), name="b")
     expected = gaps_with_input_sample(a.gaps.gaps, with_lr["particles"], lr_pixel_size_nm=2 * PIXEL_NM)
     np.testing.assert_array_equal(a.gap_input_sampled, expected)
     # The scene's gaps are 1-3 LR pixels wide: each holds a grid point, but a clearance of one

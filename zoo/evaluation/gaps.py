@@ -512,9 +512,10 @@ def input_sample_in_gap(a: Mapping, b: Mapping, *, lr_pixel_size_nm: float, clea
     particles' radii there (inside the two discs' convex hull, so a point beside two small
     particles does not count), and at least ``clearance_nm`` from both particles' edges (give
     the probe's FWHM: a Gaussian probe that far from an edge puts about 1% of itself on the
-    particle): the input then holds a direct measurement of the gap's floor. Gaps without one can only be shown by an output that infers
-    them from the particles' shapes, the same inference that would invent gaps between touching
-    particles. None when a record lacks LR coordinates (truth from elsewhere).
+    particle): the input then holds a direct measurement of the gap's floor. Gaps without one
+    can only be shown by an output that infers them from the particles' shapes, the same
+    inference that would invent gaps between touching particles. None when a record lacks LR
+    coordinates (truth from elsewhere).
     """
     try:
         ca = np.array([float(a["x_lr"]), float(a["y_lr"])])
