@@ -54,10 +54,10 @@ def main(argv=None) -> int:
             raise UserError(f"{args.test} has no registered/truth.json: use prepared simulated pairs")
         checkpoints = _checkpoints(args.run, args.checkpoints)
         run_config = json.loads(config_path.read_text())
-        from zoo.cli.evaluate import load_truth
+        from zoo.cli.evaluate import read_truth_file
 
-        truth = load_truth(base / "truth.json")  # each pair with the file's probe FWHM
-        pixel_size_nm = float(json.loads((base / "truth.json").read_text())["hr_pixel_size_nm"])
+        truth_file = read_truth_file(base / "truth.json")  # each pair with the file's probe FWHM
+        truth, pixel_size_nm = truth_file["pairs"], float(truth_file["hr_pixel_size_nm"])
         names = sorted(truth)
 
         from zoo.data.sem_tiff import read_sem
@@ -85,7 +85,8 @@ def main(argv=None) -> int:
             sampling = (" / ".join(f"{c['percent']:.1f}" for c in by_sampling["rows"]["output"])
                         if by_sampling else "—")
             print(f"| {step} | {row['psnr_db']:.2f} | {row['ssim']:.3f} | {row['undetected_gaps_percent']:.1f}% | "
-                  f"{row['gap_size_error_nm']:.2f} | {row['invented_gaps_percent']:.1f}% | {cells} | {sampling} |", flush=True)
+                  f"{row['gap_size_error_nm']:.2f} | {row['invented_gaps_percent']:.1f}% | {cells} | "
+                  f"{sampling} |", flush=True)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -56,9 +56,9 @@ def match_files(input: Path, output: Path, target: Path) -> list[tuple[str, Path
     return [(name, inputs[name], outputs[name], targets[name]) for name in outputs]
 
 
-def load_truth(path: Path) -> dict:
-    """The ``pairs`` of a truth.json (semzoo simulate / prepare), each given the file's
-    ``probe_fwhm_nm`` unless it has its own."""
+def read_truth_file(path: Path) -> dict:
+    """A truth.json (semzoo simulate / prepare), checked to have ``pairs``; each pair is given
+    the file's ``probe_fwhm_nm`` unless it has its own."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -72,7 +72,12 @@ def load_truth(path: Path) -> dict:
     if isinstance(probe, (int, float)):  # every pair was scanned with the file's probe
         pairs = {name: ({"probe_fwhm_nm": probe, **pair} if isinstance(pair, dict) else pair)
                  for name, pair in pairs.items()}
-    return pairs
+    return {**data, "pairs": pairs}
+
+
+def load_truth(path: Path) -> dict:
+    """The ``pairs`` of :func:`read_truth_file`."""
+    return read_truth_file(path)["pairs"]
 
 
 def _truth_for(pairs: dict, name: str, single: bool, path: Path) -> dict:

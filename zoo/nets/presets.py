@@ -33,9 +33,10 @@ class TrainingConfig:
     cosine from their set values at step 0 to ``lr_final_fraction`` of them at ``steps`` (see
     :meth:`learning_rates`; a run extended with ``--resume --steps`` stretches the remaining
     part of the curve). ``lr_warmup_steps`` > 0 multiplies both rates by (step + 1) / warm-up
-    over the first steps (the usual remedy for a fresh Adam, whose first updates move every weight
-    by about the full rate whatever the gradient). ``d_head`` "global" is the paper's discriminator head (pooling, dense);
-    "patch" scores every cell of the last feature map (see :mod:`zoo.nets.discriminator`).
+    over the first steps (the usual remedy for a fresh Adam, whose first updates move every
+    weight by about the full rate whatever the gradient). ``d_head`` "global" is the paper's
+    discriminator head (pooling, dense); "patch" scores every cell of the last feature map (see
+    :mod:`zoo.nets.discriminator`).
     """
 
     name: str
