@@ -22,8 +22,7 @@ import numpy as np
 
 from zoo.data import specimens
 from zoo.data.samples import SampleSpec
-
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+from zoo.sim.acquisition import FWHM_PER_SIGMA  # one definition of the probe width
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,123 @@
+"""The acquisition model (zoo.sim.acquisition): its statistics on images made here."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from zoo.sim import acquisition as A
+
+
+def ramp(h=96, w=128):
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    return 3.0 * x + 0.5 * y + 10.0
+
+
+def test_the_exact_stepping_scan_is_every_second_pixel_with_its_noise():
+    rng = np.random.default_rng(0)
+    hr = rng.normal(100, 7, (64, 80)).astype(np.float32)
+    for phase in [(0, 0), (1, 0), (0, 1), (1, 1)]:
+        params = A.ScanParams(phase_x=phase[0], phase_y=phase[1])
+        assert params.is_exact_stepping_scan()
+        record = A.acquire(hr, params, rng)
+        np.testing.assert_array_equal(record, hr[phase[1]::2, phase[0]::2])
+        # The pixels an evaluation scores are exactly the ones not recorded.
+        mask = A.unsampled_mask(hr.shape, 2, phase)
+        assert mask.sum() == hr.size * 3 // 4 and not mask[phase[1]::2, phase[0]::2].any()
+
+
+def test_sampling_phase_moves_the_sample_points():
+    hr = ramp()
+    record = A.acquire(hr, A.ScanParams(phase_x=0.5, phase_y=1.25), np.random.default_rng(1), noise_sigma=0.0)
+    j, i = np.mgrid[0:record.shape[0], 0:record.shape[1]]
+    expected = 3.0 * (0.5 + 2 * i) + 0.5 * (1.25 + 2 * j) + 10.0
+    inner = (slice(3, -3), slice(3, -3))  # Lanczos reflects at the border
+    np.testing.assert_allclose(record[inner], expected[inner], atol=0.05)
+
+
+def test_drift_and_jitter_displace_points_as_documented():
+    params = A.ScanParams(jitter_px=0.3, drift_x_px=2.0, drift_y_px=-1.0)
+    jitter = np.random.default_rng(2).normal(0, 0.3, 10)
+    x, y = A.sample_points((10, 12), params, jitter)
+    np.testing.assert_allclose(x[:, 0], 2 * 0 + jitter + 2.0 * np.arange(10) / 10)
+    np.testing.assert_allclose(y[-1, -1], 2 * 9 - 1.0 * (9 + 11 / 12) / 10)
+
+
+@pytest.mark.parametrize("dose", [1.0, 0.5, 0.25])
+def test_noise_variance_follows_the_dose(dose):
+    rng = np.random.default_rng(3)
+    sigma = 4.0
+    hr = rng.normal(200, sigma, (256, 256)).astype(np.float32)
+    # Off-grid phase and a probe: blur and interpolation average noise down; the model adds it back.
+    params = A.ScanParams(phase_x=0.5, phase_y=0.3, probe_fwhm_px=1.0, dose_ratio=dose)
+    record = A.acquire(hr, params, rng, noise_sigma=sigma)
+    assert record.var() == pytest.approx(sigma**2 / dose, rel=0.08)
+
+
+def test_probe_blur_has_the_fwhm_asked_for():
+    hr = np.zeros((64, 64), np.float32)
+    hr[:, 32] = 1.0  # a line: its record's profile is the probe's
+    fwhm = 5.0
+    blurred = A._blurred(hr, A.ScanParams(probe_fwhm_px=fwhm))
+    profile = blurred[32]
+    above = np.flatnonzero(profile >= profile.max() / 2)
+    # Half-maximum width, interpolated between samples on either side.
+    left, right = above[0], above[-1]
+    half = profile.max() / 2
+    lx = left - (profile[left] - half) / (profile[left] - profile[left - 1])
+    rx = right + (profile[right] - half) / (profile[right] - profile[right + 1])
+    assert rx - lx == pytest.approx(fwhm, rel=0.05)
+
+
+def test_dwell_travel_blurs_along_the_fast_axis_only():
+    hr = np.zeros((32, 32), np.float32)
+    hr[16, 16] = 1.0
+    out = A._blurred(hr, A.ScanParams(dwell_travel_px=3.0))
+    np.testing.assert_allclose(out[16, 15:18], [1 / 3] * 3, atol=1e-6)
+    assert out[15, 16] == 0 and out[17, 16] == 0
+    assert A._box_kernel(1.5).sum() == pytest.approx(1.0)
+
+
+def test_noise_estimate_is_robust_to_structure():
+    rng = np.random.default_rng(4)
+    y, x = np.mgrid[0:200, 0:200]
+    structure = 80.0 * ((x - 100) ** 2 + (y - 100) ** 2 < 60**2) + 0.3 * x
+    for sigma in (1.0, 5.0):
+        image = structure + rng.normal(0, sigma, structure.shape)
+        assert A.estimate_noise_sigma(image) == pytest.approx(sigma, rel=0.1)
+
+
+def test_split_noise_gives_uncorrelated_halves_with_the_documented_variances():
+    rng = np.random.default_rng(5)
+    sigma, alpha = 3.0, 0.5
+    clean = np.full((300, 300), 50.0, np.float32)
+    hr = clean + rng.normal(0, sigma, clean.shape).astype(np.float32)
+    a, b = A.split_noise(hr, rng, alpha=alpha, noise_sigma=sigma)
+    na, nb = (a - clean).ravel(), (b - clean).ravel()
+    assert abs(np.corrcoef(na, nb)[0, 1]) < 0.02
+    # Without splitting, input (= HR) and target (= HR) share all of their noise.
+    assert np.corrcoef((hr - clean).ravel(), (hr - clean).ravel())[0, 1] == pytest.approx(1.0)
+    assert na.std() == pytest.approx(sigma * math.sqrt(1 + alpha**2), rel=0.03)
+    assert nb.std() == pytest.approx(sigma * math.sqrt(1 + 1 / alpha**2), rel=0.03)
+    assert abs(((a + b) / 2 - hr).mean()) < 0.05  # the mean of the split is unbiased
+
+
+def test_drawn_parameters_stay_in_their_ranges_and_include_the_exact_scan():
+    rng = np.random.default_rng(6)
+    draws = [A.draw_scan_params(rng) for _ in range(400)]
+    exact = sum(p.is_exact_stepping_scan() for p in draws) / len(draws)
+    assert 0.25 < exact < 0.45
+    r = A.TRAINING_RANGES
+    for p in draws:
+        assert 0 <= p.phase_x < 2 and 0 <= p.phase_y < 2
+        assert p.probe_fwhm_px == 0 or r["probe_fwhm_px"][0] <= p.probe_fwhm_px <= r["probe_fwhm_px"][1]
+        assert p.dose_ratio == 1 or r["dose_ratio"][0] <= p.dose_ratio <= r["dose_ratio"][1]
+
+
+def test_refuses_what_it_cannot_record():
+    with pytest.raises(ValueError, match="2-D"):
+        A.acquire(np.zeros((4, 4, 3)), A.ScanParams(), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="dose_ratio"):
+        A.acquire(np.zeros((8, 8)), A.ScanParams(dose_ratio=1.5), np.random.default_rng(0))

@@ -1,0 +1,243 @@
+"""What a scan at ``scale`` times the pixel pitch records from a finer (HR) SEM image.
+
+A stepping scan at pitch ``scale`` (in HR pixels) visits the points
+
+    x_i = phase_x + scale * i + jitter_j + drift_x * (j + i / W) / H,
+    y_j = phase_y + scale * j +            drift_y * (j + i / W) / H
+
+(HR pixel coordinates, pixel centres at integers; ``jitter_j`` a per-line offset, the drift
+linear in the time the pixel is visited). Each recorded value is the HR image seen through
+
+1. an extra Gaussian probe of FWHM ``probe_fwhm_px`` (a larger probe at the lower
+   magnification; 0 = the HR's own probe),
+2. a box of ``dwell_travel_px`` along the fast-scan axis x (the beam keeps moving while it
+   dwells on one pixel; 0 = a stepping beam),
+
+then sampled at (x_i, y_j) with Lanczos-4 interpolation (exact at integer points), plus
+
+3. Gaussian noise that brings the record's noise to what a dwell of ``dose_ratio`` times the
+   HR's dose gives: the HR's noise variance sigma^2 / dose_ratio, minus what the sample already
+   carries (the blur and the interpolation average the HR's noise down, so this adds back the
+   difference). The HR noise is estimated from the image itself (:func:`estimate_noise_sigma`).
+
+With every parameter at its neutral value and an integer phase the record is exactly
+``hr[phase_y::scale, phase_x::scale]``: a scan at twice the pitch with the same dwell records
+every second pixel, with the HR's own noise (:func:`stepping_scan_record`). That case lies
+inside :data:`TRAINING_RANGES`.
+
+Noise sharing. Such an input and its HR target share noise wherever the record sampled (or
+averaged) HR pixels, and a network can learn to copy it. :func:`split_noise` splits the HR's
+noise into two independent parts (Recorrupted-to-Recorrupted, Pang et al., CVPR 2021): the
+input is recorded from ``hr + alpha * z``, the target is ``hr - z / alpha`` (``z`` Gaussian
+with the HR's noise variance), whose noises are uncorrelated for any geometry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+import cv2
+import numpy as np
+
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
+# Gaussian std of the median absolute deviation: sigma = MAD / 0.6745.
+_MAD_TO_SIGMA = 1.0 / 0.6744897501960817
+
+
+@dataclass(frozen=True)
+class ScanParams:
+    """One lower-magnification acquisition of an HR field (see the module docstring)."""
+
+    scale: int = 2
+    phase_x: float = 0.0  # HR pixels
+    phase_y: float = 0.0
+    probe_fwhm_px: float = 0.0  # extra Gaussian probe, HR pixels
+    dwell_travel_px: float = 0.0  # box length along x, HR pixels
+    dose_ratio: float = 1.0  # LR dose per pixel / HR dose per pixel, (0, 1]
+    jitter_px: float = 0.0  # rms per-line x offset, HR pixels
+    drift_x_px: float = 0.0  # drift over the whole frame, HR pixels
+    drift_y_px: float = 0.0
+
+    def is_exact_stepping_scan(self) -> bool:
+        """True when the record is every ``scale``-th pixel of the HR, HR noise and all."""
+        neutral = replace(self, phase_x=0.0, phase_y=0.0) == ScanParams(scale=self.scale)
+        return neutral and float(self.phase_x).is_integer() and float(self.phase_y).is_integer()
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+# The ranges training draws from (:func:`draw_scan_params`): with probability ``exact`` the
+# record is the exact stepping scan at integer phase; otherwise every parameter is drawn
+# independently, each left neutral with probability ``neutral``.
+TRAINING_RANGES = {
+    "exact": 0.35,
+    "neutral": 0.4,
+    "phase_px": (0.0, 2.0),  # uniform over one LR pixel (in HR pixels, for scale 2)
+    "probe_fwhm_px": (0.3, 1.6),
+    "dwell_travel_px": (0.2, 1.2),
+    "dose_ratio": (0.5, 1.0),
+    "jitter_px": (0.02, 0.2),
+    "drift_px": (-1.0, 1.0),
+}
+
+
+def draw_scan_params(rng: np.random.Generator, scale: int = 2, ranges: dict | None = None) -> ScanParams:
+    """Scan parameters drawn from :data:`TRAINING_RANGES` (or ``ranges``)."""
+    r = {**TRAINING_RANGES, **(ranges or {})}
+    if rng.uniform() < r["exact"]:
+        return ScanParams(scale=scale, phase_x=float(rng.integers(scale)), phase_y=float(rng.integers(scale)))
+
+    def draw(key, neutral_value):
+        lo, hi = r[key]
+        return neutral_value if rng.uniform() < r["neutral"] else float(rng.uniform(lo, hi))
+
+    phase_hi = r["phase_px"][1] * scale / 2.0
+    return ScanParams(
+        scale=scale,
+        phase_x=float(rng.uniform(0.0, phase_hi)),
+        phase_y=float(rng.uniform(0.0, phase_hi)),
+        probe_fwhm_px=draw("probe_fwhm_px", 0.0),
+        dwell_travel_px=draw("dwell_travel_px", 0.0),
+        dose_ratio=draw("dose_ratio", 1.0),
+        jitter_px=draw("jitter_px", 0.0),
+        drift_x_px=draw("drift_px", 0.0),
+        drift_y_px=draw("drift_px", 0.0),
+    )
+
+
+def estimate_noise_sigma(image: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Robust estimate of an image's white-noise std from its finest scale.
+
+    The residual ``r = I - (mean of the 4 edge neighbours)`` removes smooth structure; for white
+    noise of std sigma, ``var(r) = sigma^2 (1 + 1/4)``. Its median absolute deviation (over
+    ``mask`` where given; edges, where structure dominates, are outliers the median ignores)
+    gives ``sigma = MAD / 0.6745 / sqrt(1.25)``. Structure at the finest scale biases it up a
+    little; scan-line-correlated noise biases it down.
+    """
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim != 2 or min(img.shape) < 3:
+        raise ValueError("estimate_noise_sigma needs a 2-D image of at least 3x3 pixels")
+    kernel = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.float32)
+    residual = (img - cv2.filter2D(img, -1, kernel, borderType=cv2.BORDER_REFLECT))[1:-1, 1:-1]
+    if mask is not None:
+        residual = residual[np.asarray(mask, bool)[1:-1, 1:-1]]
+    residual = residual.ravel().astype(np.float64)
+    if residual.size == 0:
+        return 0.0
+    mad = np.median(np.abs(residual - np.median(residual)))
+    return float(mad * _MAD_TO_SIGMA / math.sqrt(1.25))
+
+
+def stepping_scan_record(hr: np.ndarray, scale: int = 2, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The exact record of a stepping scan at ``scale`` times the pitch with the HR's dwell:
+    every ``scale``-th pixel starting at integer ``phase`` = (x, y). Pixels of the HR not in
+    it are the ones a real-image evaluation scores (:func:`unsampled_mask`)."""
+    px, py = phase
+    return np.ascontiguousarray(np.asarray(hr)[py::scale, px::scale])
+
+
+def unsampled_mask(hr_shape: tuple[int, int], scale: int = 2, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """True at the HR pixels :func:`stepping_scan_record` did not take."""
+    mask = np.ones(hr_shape, bool)
+    mask[phase[1]::scale, phase[0]::scale] = False
+    return mask
+
+
+def record_size(hr_shape: tuple[int, int], scale: int) -> tuple[int, int]:
+    """(height, width) of the record of an HR field: the whole LR pixels that fit it."""
+    return hr_shape[0] // scale, hr_shape[1] // scale
+
+
+def _blurred(hr: np.ndarray, params: ScanParams) -> np.ndarray:
+    img = np.asarray(hr, dtype=np.float32)
+    if params.probe_fwhm_px > 0:
+        sigma = params.probe_fwhm_px / FWHM_PER_SIGMA
+        ksize = 2 * max(1, int(math.ceil(3.0 * sigma))) + 1
+        img = cv2.GaussianBlur(img, (ksize, ksize), sigma, borderType=cv2.BORDER_REFLECT)
+    if params.dwell_travel_px > 0:
+        img = cv2.filter2D(img, -1, _box_kernel(params.dwell_travel_px)[None, :], borderType=cv2.BORDER_REFLECT)
+    return img
+
+
+def _box_kernel(length: float) -> np.ndarray:
+    """A centred box of (fractional) ``length`` pixels, normalised: the dwell's travel."""
+    half = length / 2.0
+    n = int(math.ceil(half - 0.5))
+    taps = np.arange(-n, n + 1, dtype=np.float64)
+    weights = np.clip(np.minimum(taps + 0.5, half) - np.maximum(taps - 0.5, -half), 0.0, None)
+    return (weights / weights.sum()).astype(np.float32)
+
+
+def sample_points(shape_lr: tuple[int, int], params: ScanParams, jitter: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """HR coordinates (x, y) of every point the scan visits, (H_lr, W_lr) each."""
+    h, w = shape_lr
+    j, i = np.mgrid[0:h, 0:w].astype(np.float64)
+    t = (j + i / w) / h
+    x = params.phase_x + params.scale * i + jitter[:, None] + params.drift_x_px * t
+    y = params.phase_y + params.scale * j + params.drift_y_px * t
+    return x, y
+
+
+def _noise_gain(params: ScanParams) -> float:
+    """How much of the HR's white-noise std survives blur + Lanczos sampling at this phase
+    (the L2 norm of the combined kernel, measured on a delta grid)."""
+    size = 33
+    delta = np.zeros((size, size), np.float32)
+    delta[size // 2, size // 2] = 1.0
+    kernel = _blurred(delta, replace(params, dose_ratio=1.0))
+    fx, fy = params.phase_x % 1.0, params.phase_y % 1.0
+    # The Lanczos-4 weights at this sub-pixel offset, applied to the blurred delta's translates.
+    grid = np.arange(-4, 5, dtype=np.float32)
+    mx, my = np.meshgrid(size // 2 + grid + fx, size // 2 + grid + fy)
+    taps = cv2.remap(kernel, mx.astype(np.float32), my.astype(np.float32), cv2.INTER_LANCZOS4,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return float(np.sqrt(np.sum(taps.astype(np.float64) ** 2)))
+
+
+def acquire(hr: np.ndarray, params: ScanParams, rng: np.random.Generator, *,
+            noise_sigma: float | None = None) -> np.ndarray:
+    """The record (float32, ``hr.shape // scale``) of a scan with ``params`` over the HR field.
+
+    ``noise_sigma`` is the HR's noise std (estimated with :func:`estimate_noise_sigma` when not
+    given); it sets the noise added for ``dose_ratio`` < 1 and for what blur and interpolation
+    averaged away.
+    """
+    hr = np.asarray(hr)
+    if hr.ndim != 2:
+        raise ValueError(f"acquire needs a 2-D image, got shape {hr.shape}")
+    if params.scale < 1 or not 0 < params.dose_ratio <= 1:
+        raise ValueError(f"scale must be >= 1 and dose_ratio in (0, 1], got {params.scale}, {params.dose_ratio}")
+    if params.is_exact_stepping_scan():
+        return stepping_scan_record(hr, params.scale, (int(params.phase_x), int(params.phase_y))).astype(np.float32)
+    shape_lr = record_size(hr.shape, params.scale)
+    jitter = rng.normal(0.0, params.jitter_px, shape_lr[0]) if params.jitter_px > 0 else np.zeros(shape_lr[0])
+    x, y = sample_points(shape_lr, params, jitter)
+    record = cv2.remap(_blurred(hr, params), x.astype(np.float32), y.astype(np.float32), cv2.INTER_LANCZOS4,
+                       borderMode=cv2.BORDER_REFLECT)
+    sigma = estimate_noise_sigma(hr) if noise_sigma is None else float(noise_sigma)
+    kept = _noise_gain(params)
+    missing = sigma**2 / params.dose_ratio - (kept * sigma) ** 2
+    if missing > 0:
+        record = record + rng.normal(0.0, math.sqrt(missing), record.shape).astype(np.float32)
+    return record.astype(np.float32)
+
+
+def split_noise(hr: np.ndarray, rng: np.random.Generator, *, alpha: float = 0.5,
+                noise_sigma: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(for_input, for_target): the HR with its noise split into two uncorrelated parts.
+
+    ``hr + alpha z`` and ``hr - z / alpha`` with ``z ~ N(0, sigma^2)``: for white Gaussian noise
+    of std sigma their noises are uncorrelated (cov = sigma^2 - sigma^2 = 0), so a network fed
+    a record of the first cannot learn the second's noise, and their mean is unbiased
+    (Pang et al., "Recorrupted-to-Recorrupted", CVPR 2021, eq. 6). The input's noise std grows
+    by sqrt(1 + alpha^2), the target's to sigma sqrt(1 + 1/alpha^2).
+    """
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    img = np.asarray(hr, dtype=np.float32)
+    sigma = estimate_noise_sigma(img) if noise_sigma is None else float(noise_sigma)
+    z = rng.normal(0.0, sigma, img.shape).astype(np.float32)
+    return img + np.float32(alpha) * z, img - z / np.float32(alpha)
