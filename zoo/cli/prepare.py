@@ -1,4 +1,4 @@
-"""`semzoo prepare`: co-register raw LR/HR pairs and cut the training patches."""
+"""`semzoo prepare`: co-register raw LR/HR pairs (or record HR-only images) and cut the patches."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from zoo.cli.options import SeedOption, progress_bar
 
 def prepare(
     raw: Annotated[Path, typer.Argument(help="Folder with lr/ and hr/ TIFFs paired by file name "
-                                             "(+ truth.json when simulated).")],
+                                             "(+ truth.json when simulated), or with hr/ alone: the LR "
+                                             "side is then made by the acquisition model.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Data set folder to create (must not exist "
                                                           "or be empty, unless --overwrite).")],
     patch: Annotated[int, typer.Option("--patch", help="HR patch size in pixels (LR patches are half).")] = 128,
@@ -26,11 +27,17 @@ def prepare(
     min_patch_correlation: Annotated[float, typer.Option("--min-patch-correlation", help="Drop patches "
                                                          "whose LR/HR correlation is lower.")] = 0.5,
     pixel_size: Annotated[Optional[float], typer.Option("--pixel-size", min=0.0, help="LR pixel size "
-                                                        "in nm; overrides the LR files' metadata.")] = None,
+                                                        "in nm; overrides the LR files' metadata (HR-only: "
+                                                        "the HR images' size).")] = None,
     hr_pixel_size: Annotated[Optional[float], typer.Option("--hr-pixel-size", min=0.0, help="HR pixel "
                                                            "size in nm; overrides the HR files' metadata.")] = None,
     sample_type: Annotated[Optional[str], typer.Option("--sample-type", help="Sample type recorded in "
                                                        "the manifest (default: from truth.json).")] = None,
+    records_per_image: Annotated[int, typer.Option("--records-per-image", min=1, help="HR-only: "
+                                                   "acquisitions drawn per image (each its own scan and "
+                                                   "noise split).")] = 1,
+    noise_split: Annotated[bool, typer.Option("--noise-split/--no-noise-split", help="HR-only: split the "
+                                              "HR's noise so input and target share none.")] = True,
     seed: SeedOption = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier data set at --out.")] = False,
 ) -> None:
@@ -38,15 +45,18 @@ def prepare(
     from rich.console import Console
     from rich.table import Table
 
-    from zoo.data.prepare import match_pairs, prepare_dataset
+    from zoo.data.hr_only import hr_images
+    from zoo.data.prepare import is_hr_only, match_pairs, prepare_dataset
 
-    pairs, _ = match_pairs(raw)
-    with progress_bar("registering pairs", total=max(1, len(pairs))) as update:
+    hr_only = is_hr_only(raw)
+    count = len(hr_images(raw)) * records_per_image if hr_only else len(match_pairs(raw)[0])
+    with progress_bar("recording HR images" if hr_only else "registering pairs", total=max(1, count)) as update:
         result = prepare_dataset(
             raw, out, patch_size=patch, stride=stride, val_fraction=val_fraction,
             min_correlation=min_correlation, min_patch_correlation=min_patch_correlation,
             lr_pixel_size_nm=pixel_size, hr_pixel_size_nm=hr_pixel_size, sample_type=sample_type,
             overwrite=overwrite, seed=seed, progress=update,
+            hr_only={"records_per_image": records_per_image, "noise_split": noise_split},
         )
     err = Console(stderr=True)
     for warning in result.warnings:
@@ -54,6 +64,10 @@ def prepare(
     table = Table(title=f"{out}: {result.manifest['patches']['train']} train / "
                         f"{result.manifest['patches']['val']} val patches, "
                         f"{result.manifest['patches']['dropped']} dropped")
+    if hr_only:
+        _hr_only_table(table, result.manifest)
+        Console(width=max(100, Console().width)).print(table)
+        return
     for column in ("pair", "correlation", "residual (HR px)", "kept", "dropped", "split"):
         table.add_column(column, justify="left" if column in ("pair", "split") else "right")
     for p in result.manifest["pairs"]:
@@ -65,6 +79,15 @@ def prepare(
     Console(width=max(100, Console().width)).print(table)
     for f in result.failed:
         err.print(f"skipped: {f['reason']}", highlight=False)
+
+
+def _hr_only_table(table, manifest: dict) -> None:
+    for column in ("record", "HR nm/px", "HR noise", "exact scan", "kept", "dropped", "split"):
+        table.add_column(column, justify="left" if column in ("record", "split") else "right")
+    for p in manifest["pairs"]:
+        exact = p["scan"]["probe_fwhm_px"] == 0 and p["scan"]["dose_ratio"] == 1 and float(p["scan"]["phase_x"]).is_integer()
+        table.add_row(p["name"], f"{p['hr_pixel_size_nm']:.3g}", f"{p['hr_noise_sigma']:.3g}", "yes" if exact else "no",
+                      str(p["patches_kept"]), str(p["patches_dropped"]), p["split"])
 
 
 def register(app: typer.Typer) -> None:

@@ -67,6 +67,12 @@ def match_pairs(raw_dir: str | os.PathLike) -> tuple[list[tuple[str, Path, Path]
     return [(n, found["lr"][n], found["hr"][n]) for n in names], unmatched
 
 
+def is_hr_only(raw_dir: str | os.PathLike) -> bool:
+    """True for a RAW folder that holds ``hr/`` and no ``lr/`` (an HR-only set)."""
+    raw = Path(raw_dir)
+    return (raw / "hr").is_dir() and not (raw / "lr").exists()
+
+
 def _check_out_dir(out_dir: Path, raw: Path, overwrite: bool) -> None:
     out_abs, raw_abs = out_dir.resolve(), raw.resolve()
     if out_abs == raw_abs or out_abs in raw_abs.parents:
@@ -189,15 +195,26 @@ def prepare_dataset(
     seed: int = 0,
     overlays: int = 2,
     progress: Callable[[int, int], None] | None = None,
+    hr_only: dict | None = None,
 ) -> PrepareResult:
-    """Register every pair of RAW, cut patches, write DATA (see the module docstring)."""
-    import zoo
+    """Register every pair of RAW, cut patches, write DATA (see the module docstring).
 
+    A RAW with ``hr/`` and no ``lr/`` is an HR-only set: :func:`zoo.data.hr_only.prepare_hr_only`
+    makes the LR side with the acquisition model (``lr_pixel_size_nm`` is ignored there;
+    ``hr_pixel_size_nm`` overrides the files' pixel size) and ``hr_only`` passes its options.
+    """
     raw, out_dir = Path(raw_dir), Path(out_dir)
     stride = P.check_patch_geometry(patch_size, stride)
     if not 0 <= val_fraction < 1:
         raise UserError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     _check_out_dir(out_dir, raw, overwrite)
+    if is_hr_only(raw):
+        from zoo.data.hr_only import prepare_hr_only
+
+        return prepare_hr_only(raw, out_dir, patch_size=patch_size, stride=stride, val_fraction=val_fraction,
+                               min_patch_correlation=min_patch_correlation,
+                               hr_pixel_size_nm=hr_pixel_size_nm if hr_pixel_size_nm else lr_pixel_size_nm,
+                               sample_type=sample_type, seed=seed, progress=progress, **(hr_only or {}))
     pairs, unmatched = match_pairs(raw)
     if not pairs:
         raise UserError(f"{raw}: no image pairs (TIFFs with the same name in lr/ and hr/)")
@@ -259,51 +276,66 @@ def prepare_dataset(
         if not records:
             reasons = "; ".join(f["reason"] for f in failed[:3])
             raise UserError(f"none of the {len(pairs)} pairs could be registered ({reasons})")
-        val = _split([r["name"] for r in records if r["patches_kept"] > 0], val_fraction, seed)
-        for r in records:
-            r["split"] = "val" if r["name"] in val else "train"
-        if not any(r["split"] == "train" and r["patches_kept"] for r in records):
-            raise UserError(f"{raw}: no patch passed the filters (--min-patch-correlation "
-                            f"{min_patch_correlation}); nothing to train on")
         if truth is not None:
             (tmp / "registered" / "truth.json").write_text(
                 json.dumps(_registered_truth(truth, grids, reference_size / SCALE), indent=1) + "\n")
-        manifest = {
-            "format": P.MANIFEST_FORMAT,
-            "semzoo_version": zoo.__version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "raw_dir": str(raw.resolve()),
-            "sample_type": sample,
-            "simulated": truth is not None,
-            "lr_pixel_size_nm": reference_size,
-            "hr_pixel_size_nm": reference_size / SCALE,
-            "scale": SCALE,
-            "patch_size": patch_size,
-            "lr_patch_size": patch_size // SCALE,
-            "stride": stride,
-            "normalisation": "per-image mean/std",
-            "min_correlation": min_correlation,
-            "min_patch_correlation": min_patch_correlation,
-            "val_fraction": val_fraction,
-            "seed": seed,
-            "shard_format": "TFRecord of tf.train.Example: lr, hr = raw little-endian float32 "
-                            "(p/2 x p/2, p x p), x, y (int64, registered grid), correlation (float)",
-            "pairs": records,
-            "failed": failed,
-            "unmatched": [str(p) for p in unmatched],
-            "patches": {
-                "train": sum(r["patches_kept"] for r in records if r["split"] == "train"),
-                "val": sum(r["patches_kept"] for r in records if r["split"] == "val"),
-                "dropped": sum(r["patches_dropped"] for r in records),
-            },
-            "dataset_hash": P.dataset_hash(records),
-        }
-        P.write_manifest(tmp, manifest)
+        manifest = finish_manifest(
+            tmp, raw, records, failed, unmatched, sample=sample, simulated=truth is not None,
+            lr_pixel_size_nm=reference_size, patch_size=patch_size, stride=stride,
+            val_fraction=val_fraction, seed=seed,
+            extra={"min_correlation": min_correlation, "min_patch_correlation": min_patch_correlation},
+            no_patch_hint=f"--min-patch-correlation {min_patch_correlation}")
         _move_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return PrepareResult(out_dir=out_dir, manifest=manifest, failed=failed, warnings=warnings)
+
+
+def finish_manifest(tmp: Path, raw: Path, records: list[dict], failed: list[dict], unmatched: list[Path], *,
+                    sample: str | None, simulated: bool, lr_pixel_size_nm: float, patch_size: int,
+                    stride: int, val_fraction: float, seed: int, extra: dict, no_patch_hint: str) -> dict:
+    """Split the pairs into train/val (by pair), write ``manifest.json`` into ``tmp``; return it."""
+    import zoo
+
+    # Records of one source image (HR-only: several acquisitions of it) share their split.
+    groups = sorted({r.get("split_group", r["name"]) for r in records if r["patches_kept"] > 0})
+    val = _split(groups, val_fraction, seed)
+    for r in records:
+        r["split"] = "val" if r.get("split_group", r["name"]) in val else "train"
+    if not any(r["split"] == "train" and r["patches_kept"] for r in records):
+        raise UserError(f"{raw}: no patch passed the filters ({no_patch_hint}); nothing to train on")
+    manifest = {
+        "format": P.MANIFEST_FORMAT,
+        "semzoo_version": zoo.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "raw_dir": str(raw.resolve()),
+        "sample_type": sample,
+        "simulated": simulated,
+        "lr_pixel_size_nm": lr_pixel_size_nm,
+        "hr_pixel_size_nm": lr_pixel_size_nm / SCALE,
+        "scale": SCALE,
+        "patch_size": patch_size,
+        "lr_patch_size": patch_size // SCALE,
+        "stride": stride,
+        "normalisation": "per-image mean/std",
+        **extra,
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "shard_format": "TFRecord of tf.train.Example: lr, hr = raw little-endian float32 "
+                        "(p/2 x p/2, p x p), x, y (int64, registered grid), correlation (float)",
+        "pairs": records,
+        "failed": failed,
+        "unmatched": [str(p) for p in unmatched],
+        "patches": {
+            "train": sum(r["patches_kept"] for r in records if r["split"] == "train"),
+            "val": sum(r["patches_kept"] for r in records if r["split"] == "val"),
+            "dropped": sum(r["patches_dropped"] for r in records),
+        },
+        "dataset_hash": P.dataset_hash(records),
+    }
+    P.write_manifest(tmp, manifest)
+    return manifest
 
 
 def _write_registered(tmp: Path, name: str, reg: Registration, lr_path: Path, hr_path: Path,

@@ -1,0 +1,134 @@
+"""HR-only data (issue 12): `semzoo prepare` and `semzoo finetune` on RAW/hr alone, refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from zoo.data.patches import load_manifest, read_shard
+from zoo.data.sem_tiff import read_sem, write_sem
+from zoo.sim.acquisition import ScanParams
+
+
+def specimen(rng, shape=(160, 192)):
+    """Blobs on a ramp with shot-like noise, uint16: a stand-in micrograph."""
+    h, w = shape
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    image = 2000 + 10 * x
+    for cx, cy, r in zip(rng.uniform(0, w, 25), rng.uniform(0, h, 25), rng.uniform(3, 9, 25)):
+        image += 20000 * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r**2))
+    return np.clip(image + rng.normal(0, 300, shape), 0, 65535).astype(np.uint16)
+
+
+def write_hr_only(root, n=3, pixel_size_nm=7.1, shape=(160, 192), seed=0):
+    (root / "hr").mkdir(parents=True)
+    for i in range(n):
+        write_sem(root / "hr" / f"img-{i}.tif", specimen(np.random.default_rng(seed + i), shape), pixel_size_nm)
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from zoo.cli.main import app
+
+    base = tmp_path_factory.mktemp("hr-only")
+    raw = write_hr_only(base / "raw")
+    (raw / "sources.json").write_text(json.dumps([{"images": "img-*", "source": "made by the test", "licence": "CC0"}]))
+    result = CliRunner().invoke(app, ["prepare", str(raw), "-o", str(base / "data"), "--patch", "64",
+                                      "--records-per-image", "2", "--val-fraction", "0.34"])
+    return base, result
+
+
+def test_prepare_records_an_lr_side_for_every_hr_image(prepared):
+    base, result = prepared
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(base / "data")
+    assert manifest["hr_only"] and manifest["noise_split"] and manifest["records_per_image"] == 2
+    assert manifest["lr_pixel_size_nm"] == pytest.approx(14.2) and manifest["hr_pixel_size_nm"] == pytest.approx(7.1)
+    assert manifest["sources"][0]["licence"] == "CC0"
+    names = sorted(p["name"] for p in manifest["pairs"])
+    assert names == [f"img-{i}-r{r}" for i in range(3) for r in range(2)]
+    # Both records of an image share its split: no val image gives a train patch.
+    splits = {p["split_group"]: {q["split"] for q in manifest["pairs"] if q["split_group"] == p["split_group"]}
+              for p in manifest["pairs"]}
+    assert all(len(s) == 1 for s in splits.values()) and sum(s == {"val"} for s in splits.values()) == 1
+    lr, hr = read_shard(base / "data" / manifest["pairs"][0]["shard"], 64)
+    assert lr.shape[1:3] == (32, 32) and hr.shape[1:3] == (64, 64) and len(lr) > 0
+    record = read_sem(base / "data" / "registered" / "lr-native" / "img-0-r0.tif")
+    assert record.image.shape == (80, 96) and record.pixel_size_nm == pytest.approx(14.2)
+    assert "record" in result.output and "img-0-r0" in result.output
+
+
+def test_the_target_lies_on_the_grid_the_served_models_lanczos_uses():
+    """Registered pixel k is HR coordinate phase + k - 0.5: exact on a ramp, for any phase."""
+    from zoo.data.hr_only import make_record
+
+    y, x = np.mgrid[0:96, 0:128].astype(np.float32)
+    hr = 2.0 * x + 0.5 * y
+    for params in (ScanParams(), ScanParams(phase_x=1.0, phase_y=0.0), ScanParams(phase_x=0.7, phase_y=1.3)):
+        record, target, valid, _, _ = make_record(hr, np.random.default_rng(0), noise_split=False, params=params)
+        gy, gx = np.mgrid[0:target.shape[0], 0:target.shape[1]].astype(np.float32)
+        expected = 2.0 * (params.phase_x + gx - 0.5) + 0.5 * (params.phase_y + gy - 0.5)
+        np.testing.assert_allclose(target[valid], expected[valid], atol=0.02)
+        assert valid.mean() > 0.85
+        j, i = np.mgrid[0:record.shape[0], 0:record.shape[1]]
+        inner = (slice(3, -3), slice(3, -3))
+        np.testing.assert_allclose(record[inner], (2.0 * (params.phase_x + 2 * i) + 0.5 * (params.phase_y + 2 * j))[inner],
+                                   atol=0.05)
+
+
+def test_noise_split_leaves_input_and_target_no_shared_noise():
+    from zoo.data.hr_only import make_record
+
+    rng = np.random.default_rng(1)
+    clean = np.full((128, 128), 100.0, np.float32)
+    hr = clean + rng.normal(0, 5, clean.shape).astype(np.float32)
+
+    def shared(split):
+        record, target, _, _, _ = make_record(hr, np.random.default_rng(2), noise_split=split,
+                                              params=ScanParams(), alpha=0.5)
+        # The exact stepping scan's points are HR pixels; compare with the target's at them.
+        at_points = target[1::2, 1::2][:-2, :-2]  # grid k = 2i + 1 <-> HR 2i + 0.5 ... nearest
+        return np.corrcoef((record[:-2, :-2] - 100).ravel(), (at_points - 100).ravel())[0, 1]
+
+    assert shared(False) > 0.2 and abs(shared(True)) < 0.05
+
+
+def test_prepare_refuses_images_without_a_pixel_size_or_smaller_than_a_patch(tmp_path, cli):
+    raw = tmp_path / "raw"
+    (raw / "hr").mkdir(parents=True)
+    write_sem(raw / "hr" / "a.tif", specimen(np.random.default_rng(0)), None)
+    result = cli("prepare", raw, "-o", tmp_path / "data")
+    assert result.exit_code == 2 and "no pixel size" in result.output and "--pixel-size" in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.output and not (tmp_path / "data").exists()
+    assert cli("prepare", raw, "-o", tmp_path / "data", "--pixel-size", "7.1").exit_code == 0
+
+    small = tmp_path / "small"
+    (small / "hr").mkdir(parents=True)
+    write_sem(small / "hr" / "s.tif", specimen(np.random.default_rng(0), (100, 90)), 7.1)
+    result = cli("prepare", small, "-o", tmp_path / "data2")
+    assert result.exit_code == 2 and "smaller than one 128-px training patch" in result.output
+    assert not (tmp_path / "data2").exists() and not list(tmp_path.glob(".data2*"))
+
+
+@pytest.mark.slow
+def test_hr_only_finetune_end_to_end(tmp_path):
+    """CALIB/hr alone: the LR side is recorded, the fine-tune publishes with its lineage."""
+    from tests.zoo_fixtures import make_tiny_zoo
+    from zoo.registry.store import Zoo
+    from zoo.training.finetune import finetune
+
+    root = make_tiny_zoo(tmp_path / "models")
+    calib = write_hr_only(tmp_path / "calib", n=2, pixel_size_nm=7.1, shape=(96, 128))
+    result = finetune(calib, parent="tiny@stable", name="tiny-real", zoo_root=root, steps=6, seed=0,
+                      freeze="none")
+    card = Zoo(root).card("tiny-real", result.version)
+    assert card["parent"] == result.parent and card["input_pixel_size_nm"] == pytest.approx(14.2)
+    assert card["training"]["hr_only"] and "input_pixel_size_range_nm" not in card["training"]
+    assert set(result.table) >= {"lanczos", "parent", "finetuned"}
