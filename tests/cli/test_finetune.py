@@ -89,7 +89,7 @@ def test_refusals_are_one_line_errors(cli, tiny_zoo, tmp_path):
     (tmp_path / "calib" / "hr").mkdir()
     cases = [
         (("--from", "nope", "--name", "new"), "no model named 'nope'"),
-        (("--from", "tiny", "--name", "new"), "no calibration pairs"),
+        (("--from", "tiny", "--name", "new"), "no calibration images"),
         (("--from", "tiny", "--name", "New!"), "invalid model name"),
     ]
     for args, message in cases:

@@ -168,7 +168,7 @@ def test_refuses_an_unknown_parent(zoo_copy, calib2):
 def test_refuses_no_pairs(zoo_copy, tmp_path):
     (tmp_path / "empty" / "lr").mkdir(parents=True)
     (tmp_path / "empty" / "hr").mkdir()
-    _refused(zoo_copy, tmp_path / "empty", "no calibration pairs")
+    _refused(zoo_copy, tmp_path / "empty", "no calibration images")
     _refused(zoo_copy, tmp_path / "missing", "no such directory")
 
 

@@ -52,7 +52,8 @@ def _table(title: str, table: dict):
 
 def finetune(
     calib: Annotated[Path, typer.Argument(help="Calibration folder: CALIB/lr and CALIB/hr with 1-10 "
-                                                "TIFF pairs of the new sample, matched by file name.")],
+                                                "TIFF pairs of the new sample, matched by file name, or "
+                                                "CALIB/hr alone (the LR is then recorded from each image).")],
     parent: Annotated[str, typer.Option("--from", help="The zoo model to start from: NAME, "
                                         "NAME:VERSION or NAME@LABEL.")],
     name: Annotated[str, typer.Option("--name", help="Model to publish the fine-tuned version as (a "

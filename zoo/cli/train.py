@@ -65,8 +65,13 @@ def train(
             raise UserError("--init-from starts a new run; a resumed run already has its weights")
         from zoo.data.patches import load_manifest
 
+        manifest = load_manifest(data)
+        # A data set spanning magnifications (HR-only, for a `general` model) has no one pixel
+        # size to hold the parent to; its weights are only a starting point there.
+        spans = manifest.get("lr_pixel_size_range_nm")
+        mixed = bool(spans) and spans[1] > spans[0] * 1.02
         init = initial_generator(zoo or default_zoo(), init_from, preset=preset.value,
-                                 lr_pixel_size_nm=load_manifest(data).get("lr_pixel_size_nm"))
+                                 lr_pixel_size_nm=None if mixed else manifest.get("lr_pixel_size_nm"))
 
     with contextlib.ExitStack() as stack:
         bar = []

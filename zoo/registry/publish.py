@@ -68,6 +68,16 @@ def card_from_run(
     for key, value in (("seed", config.get("seed")), ("parameters", generator_info.get("parameters"))):
         if value is not None:
             training[key] = value
+    if manifest.get("hr_only"):
+        # Learnt from HR images alone (zoo.data.hr_only): which images, which magnifications.
+        # A pixel-size range makes the model a general one (zoo.client.model_choice).
+        training["hr_only"] = True
+        training["specimens"] = sorted({p.get("split_group", p.get("name")) for p in pairs if isinstance(p, Mapping)})
+        training["noise_split_alpha"] = manifest.get("noise_split_alpha")
+        training["sources"] = list(manifest.get("sources") or [])
+        span = manifest.get("lr_pixel_size_range_nm")
+        if span and span[1] > span[0] * 1.02:
+            training["input_pixel_size_range_nm"] = [float(span[0]), float(span[1])]
     return new_card(
         name=name,
         sample_type=sample_type or config.get("sample_type") or manifest.get("sample_type"),

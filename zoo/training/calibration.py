@@ -63,12 +63,16 @@ class Fold:
     val_patches: int = 0
 
 
+HR_ONLY_RECORDS = 4  # acquisitions per HR-only calibration image
+
+
 def calibration_hash(pairs: list[tuple[str, Path, Path]], lr_override: float | None,
                      hr_override: float | None) -> str:
     """sha256 over every pair's name and the sha256 of its two files (and pixel-size overrides)."""
     digest = hashlib.sha256()
     for name, lr, hr in sorted(pairs):
-        digest.update(f"{name}\0{P.file_sha256(lr)}\0{P.file_sha256(hr)}\n".encode())
+        lr_hash = P.file_sha256(lr) if lr is not None else "hr-only"
+        digest.update(f"{name}\0{lr_hash}\0{P.file_sha256(hr)}\n".encode())
     digest.update(f"overrides\0{lr_override}\0{hr_override}\n".encode())
     return digest.hexdigest()
 
@@ -107,15 +111,43 @@ def check_pixel_sizes_against_parent(pairs, parent_card: dict, parent: str, lr_o
     return sizes[0], warnings
 
 
+def check_hr_only_against_parent(pairs, parent_card: dict, parent: str,
+                                 hr_override: float | None) -> tuple[float, list[str]]:
+    """HR-only calibration: every image needs a pixel size; the LR the acquisition model makes
+    is ``scale`` times coarser. Returns ``(lr_pixel_size_nm, warnings)`` like
+    :func:`check_pixel_sizes_against_parent` (a warning when it is not the parent's)."""
+    from zoo.data.sem_tiff import read_sem
+
+    scale = int(parent_card["scale"])
+    sizes = []
+    for _name, _lr, hr_path in pairs:
+        size = read_sem(hr_path, hr_override).pixel_size_nm
+        if size is None:
+            raise UserError(f"{hr_path}: no pixel size in its metadata; pass --pixel-size NM (of the HR images)")
+        sizes.append(size * scale)
+    if max(sizes) > min(sizes) * (1 + PIXEL_SIZE_AGREEMENT):
+        raise UserError(f"the calibration images have pixel sizes {min(sizes) / scale:g}-{max(sizes) / scale:g} nm; "
+                        "one calibration set is one magnification")
+    warnings = []
+    parent_lr = float(parent_card["input_pixel_size_nm"])
+    span = (parent_card.get("training") or {}).get("input_pixel_size_range_nm")
+    if not span and abs(sizes[0] / parent_lr - 1) > PIXEL_SIZE_AGREEMENT:
+        warnings.append(
+            f"the calibration images record {sizes[0]:g} nm LR pixels, the parent {parent} was trained "
+            f"at {parent_lr:g} nm; the fine-tuned model is for {sizes[0]:g} nm")
+    return sizes[0], warnings
+
+
 def prepare_calibration(calib_dir: Path, out_dir: Path, *, patch_size: int, lr_pixel_size_nm, hr_pixel_size_nm,
                         seed: int, progress: Callable[[int, int], None] | None = None):
     """Register and cut the calibration pairs with ``prepare``'s pipeline; refuse failed pairs."""
     from zoo.data.prepare import prepare_dataset
 
+    # HR-only: several acquisitions of each image (their own scan draws and noise splits).
     result = prepare_dataset(
         calib_dir, out_dir, patch_size=patch_size, stride=patch_size // 2, val_fraction=0.0,
         lr_pixel_size_nm=lr_pixel_size_nm, hr_pixel_size_nm=hr_pixel_size_nm, seed=seed,
-        overlays=0, progress=progress,
+        overlays=0, progress=progress, hr_only={"records_per_image": HR_ONLY_RECORDS},
     )
     if result.failed:
         names = ", ".join(f["name"] for f in result.failed)

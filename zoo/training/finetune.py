@@ -157,7 +157,9 @@ def finetune(
     calib_dir : path
         CALIB/lr and CALIB/hr with 1-10 TIFF pairs matched by name (pixel sizes in the metadata,
         or ``pixel_size_nm``/``hr_pixel_size_nm``); a truth.json beside them (``semzoo simulate``)
-        adds gap statistics.
+        adds gap statistics. Or CALIB/hr alone (HR-only): the LR side is recorded from each
+        image by the acquisition model (:mod:`zoo.data.hr_only`); ``pixel_size_nm`` is then the
+        HR images' pixel size when their metadata has none.
     parent : str
         ``NAME``, ``NAME:VERSION`` or ``NAME@LABEL`` in the zoo.
     name : str
@@ -181,7 +183,8 @@ def finetune(
     FinetuneResult
         Version published, per-fold and pooled Lanczos/parent/fine-tuned tables, wall and CPU time.
     """
-    from zoo.data.prepare import match_pairs
+    from zoo.data.hr_only import hr_images
+    from zoo.data.prepare import is_hr_only, match_pairs
     from zoo.registry.card import check_name
     from zoo.registry.store import Zoo, check_label
 
@@ -202,13 +205,22 @@ def finetune(
     steps = int(steps or DEFAULT_STEPS.get(preset.name, 300))
 
     calib_dir = Path(calib_dir)
-    pairs, unmatched = match_pairs(calib_dir)
+    hr_only = calib_dir.is_dir() and is_hr_only(calib_dir)
+    if hr_only:  # the LR side is made by the acquisition model (zoo.data.hr_only)
+        pairs, unmatched = [(p.stem, None, p) for p in hr_images(calib_dir)], []
+    else:
+        pairs, unmatched = match_pairs(calib_dir)
     if not pairs:
-        raise UserError(f"{calib_dir}: no calibration pairs (TIFFs with the same name in lr/ and hr/)")
+        raise UserError(f"{calib_dir}: no calibration images (hr/*.tif alone, or TIFF pairs with the same "
+                        "name in lr/ and hr/)")
     if len(pairs) > C.MAX_PAIRS:
         raise UserError(f"{calib_dir}: {len(pairs)} pairs; fine-tuning takes 1-{C.MAX_PAIRS} calibration "
                         "pairs (train a model with `semzoo prepare` + `semzoo train` for more)")
-    _, warnings = C.check_pixel_sizes_against_parent(pairs, parent_card, parent_ref, pixel_size_nm, hr_pixel_size_nm)
+    if hr_only:
+        _, warnings = C.check_hr_only_against_parent(pairs, parent_card, parent_ref, hr_pixel_size_nm or pixel_size_nm)
+    else:
+        _, warnings = C.check_pixel_sizes_against_parent(pairs, parent_card, parent_ref, pixel_size_nm,
+                                                         hr_pixel_size_nm)
     warnings += [f"no partner for {p} (pairs are matched by file name)" for p in unmatched]
     calib_hash = C.calibration_hash(pairs, pixel_size_nm, hr_pixel_size_nm)
 
