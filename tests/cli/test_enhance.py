@@ -62,6 +62,28 @@ def test_enhance_folder_picks_model_by_pixel_size(cli, cli_zoo, tmp_path):
     assert gel.metadata["description"]["model"] == "gel" and gel.pixel_size_nm == pytest.approx(28.0)
 
 
+def test_enhance_gives_the_general_model_every_image_no_specimen_model_is_meant_for(cli, cli_zoo, tmp_path):
+    import shutil
+
+    from zoo.data.sem_tiff import read_sem
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(cli_zoo, zoo)
+    publish(zoo, "general", gain=1.0, pixel_size_nm=30.0, pixel_size_range_nm=(10.0, 90.0))
+    src = tmp_path / "src"
+    src.mkdir()
+    sem_file(src / "gold.tif", 14.5)  # within 10% of tiny's 14.2 nm: the specimen model
+    sem_file(src / "tio2.tif", 7.3)  # no specimen model at 7.3 nm: general (outside its range: a warning)
+    sem_file(src / "fibre.tif", 40.0)  # between the specimen models: general
+    result = cli("enhance", src, "-o", tmp_path / "out", "--zoo", zoo)
+    assert result.exit_code == 0, result.output
+    models = {n: read_sem(tmp_path / "out" / f"{n}.tif").metadata["description"]["model"]
+              for n in ("gold", "tio2", "fibre")}
+    assert models == {"gold": "tiny", "tio2": "general", "fibre": "general"}
+    warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and "7.3 nm" in warned[0] and "10-90 nm range" in warned[0]
+
+
 def test_enhance_by_version_and_label_through_a_running_server(cli, cli_zoo, tmp_path):
     from zoo.data.sem_tiff import read_sem
     from zoo.server.server import EmbeddedServer

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 
-def tiny_card(name: str, *, pixel_size_nm: float = 14.2, tile: int = 32, overlap: int = 2, divisor: int = 1) -> dict:
+def tiny_card(name: str, *, pixel_size_nm: float = 14.2, tile: int = 32, overlap: int = 2, divisor: int = 1,
+              pixel_size_range_nm: tuple[float, float] | None = None) -> dict:
+    """A valid card; ``pixel_size_range_nm`` makes it a general model's (zoo.client.model_choice)."""
     from zoo.registry.card import new_card
 
     return new_card(
@@ -27,7 +29,8 @@ def tiny_card(name: str, *, pixel_size_nm: float = 14.2, tile: int = 32, overlap
         input_pixel_size_nm=pixel_size_nm,
         scale=2,
         tile={"size": tile, "overlap": overlap, "divisor": divisor},
-        training={"pairs": 1, "patches": 1, "simulated": True, "dataset_hash": "0" * 8, "steps": 0, "preset": "tiny"},
+        training={"pairs": 1, "patches": 1, "simulated": True, "dataset_hash": "0" * 8, "steps": 0, "preset": "tiny",
+                  **({"input_pixel_size_range_nm": list(pixel_size_range_nm)} if pixel_size_range_nm else {})},
         versions={"semzoo": "test", "tensorflow": "test", "keras": "test"},
     )
 

@@ -38,7 +38,8 @@ def enhance(
     """Enhance SEM images x2 with a zoo model; writes TIFFs with the new pixel size and provenance.
 
     A bare model NAME means its `stable` label when it has one, else its latest version.
-    Without --model, each image gets the zoo model whose input pixel size is closest to its own.
+    Without --model, each image gets a specimen model trained within 10% of its pixel size,
+    else the zoo's general model (see the README, "Which model an image gets").
     """
     import warnings
 
@@ -115,12 +116,13 @@ def _zoo_model_names(zoo_dir: Path) -> list[str]:
 def _start_embedded(zoo_dir: Path, spec, pixel_sizes: list[float]):
     """Serve just the version(s) these images need, from the zoo, on a free loopback port.
 
-    With no model named, that is, per image, the model whose card's input pixel size is
-    closest to the image's (the client makes the same choice among the served ones).
+    With no model named, that is, per image, :func:`zoo.client.model_choice.choose_model`'s
+    pick (the client makes the same choice among the served ones).
     """
     from tensorflow_serving.config import model_server_config_pb2
 
     from zoo.client.files import ModelSpec
+    from zoo.client.model_choice import choose_model
     from zoo.errors import UserError
     from zoo.registry.store import Zoo
     from zoo.server.server import EmbeddedServer
@@ -135,8 +137,8 @@ def _start_embedded(zoo_dir: Path, spec, pixel_sizes: list[float]):
         if not names:
             raise UserError(f"the zoo at {zoo_dir} has no models; publish one or pass --zoo")
         resolved = dict(store.resolve(n) for n in names)
-        sizes = {n: float(store.card(n, v)["input_pixel_size_nm"]) for n, v in resolved.items()}
-        needed = {min(sizes, key=lambda n: abs(p - sizes[n]) / sizes[n]) for p in pixel_sizes}
+        cards = {n: store.card(n, v) for n, v in resolved.items()}
+        needed = {choose_model(cards, p) for p in pixel_sizes}
         chosen = {n: resolved[n] for n in sorted(needed)}
     config = model_server_config_pb2.ModelServerConfig()
     for name, version in chosen.items():

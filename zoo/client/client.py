@@ -19,9 +19,10 @@ What it does for one image (de Haan et al., Sci. Rep. 9, 12050, 2019, Methods):
 
 Choosing a model: name one (``model=``, optionally ``version=`` or ``label=``), or give
 ``candidates=`` (names to consider; TF Serving's API cannot list models) and the client picks
-the one whose card's input pixel size is closest to the image's, as
-:meth:`EnhanceClient.for_pixel_size` does. A pixel size more than 10 % away from the model's
-is a warning, or an error with ``strict=True``.
+by :func:`zoo.client.model_choice.choose_model` (a specimen model within 10 % of the image's
+pixel size, else a general model), as :meth:`EnhanceClient.for_pixel_size` does. A pixel size
+more than 10 % away from the model's (outside a general model's range) is a warning, or an
+error with ``strict=True``.
 """
 
 from __future__ import annotations
@@ -37,14 +38,14 @@ from typing import Callable, Sequence
 import grpc
 import numpy as np
 
-from zoo.client import protos
+from zoo.client import model_choice, protos
+from zoo.client.model_choice import PIXEL_SIZE_TOLERANCE
 from zoo.client.tiling import TileBlender
 from zoo.client.transport import DEFAULT_MAX_MESSAGE_MB, Replicas, ServerError
 from zoo.errors import UserError
 
 __all__ = ["EnhanceClient", "ModelInfo", "ServerError"]
 
-PIXEL_SIZE_TOLERANCE = 0.10
 NORMALISATION = "per-image mean/std"
 
 
@@ -127,7 +128,7 @@ class EnhanceClient:
     def for_pixel_size(
         cls, target: str | Sequence[str], pixel_size_nm: float, candidates: Sequence[str], **kwargs
     ) -> "EnhanceClient":
-        """A client bound to the served candidate whose input pixel size is closest to the image's."""
+        """A client bound to the served candidate :meth:`choose_model` picks for this pixel size."""
         client = cls(target, candidates=candidates, **{k: v for k, v in kwargs.items() if k != "model"})
         info = client.choose_model(pixel_size_nm)
         client.model = info.name
@@ -223,7 +224,7 @@ class EnhanceClient:
         return card
 
     def choose_model(self, pixel_size_nm: float | None) -> ModelInfo:
-        """The candidate whose input pixel size is closest (relative) to the image's."""
+        """The candidate :func:`zoo.client.model_choice.choose_model` picks for this pixel size."""
         if pixel_size_nm is None:
             raise UserError("the image's pixel size is unknown: name a model, or give the pixel size")
         found = []
@@ -235,7 +236,8 @@ class EnhanceClient:
                     raise
         if not found:
             raise UserError(f"none of the models {', '.join(self.candidates)} is served by {', '.join(self.targets)}")
-        return min(found, key=lambda i: abs(pixel_size_nm - i.input_pixel_size_nm) / i.input_pixel_size_nm)
+        by_name = {i.name: i for i in found}
+        return by_name[model_choice.choose_model({n: i.card for n, i in by_name.items()}, pixel_size_nm)]
 
     def check_pixel_size(self, info: ModelInfo, pixel_size_nm: float | None, *, strict: bool | None = None) -> None:
         """Warn (or, strict, refuse) when the image's pixel size is > 10 % off the model's."""
@@ -244,11 +246,13 @@ class EnhanceClient:
             if strict:
                 raise UserError(f"the image's pixel size is unknown; {info.name} expects {info.input_pixel_size_nm:g} nm")
             return
-        mismatch = abs(pixel_size_nm - info.input_pixel_size_nm) / info.input_pixel_size_nm
+        mismatch = model_choice.pixel_size_mismatch(info.card, pixel_size_nm)
         if mismatch > PIXEL_SIZE_TOLERANCE:
+            span = model_choice.pixel_size_range(info.card)
+            trained = f"{info.input_pixel_size_nm:g} nm" if span is None else f"{span[0]:g}-{span[1]:g} nm range"
             message = (
                 f"the image's pixel size {pixel_size_nm:g} nm differs by {mismatch:.0%} from the "
-                f"{info.input_pixel_size_nm:g} nm that {info.name} version {info.version} was trained for"
+                f"{trained} that {info.name} version {info.version} was trained for"
             )
             if strict:
                 raise UserError(message + " (strict: refusing)")
