@@ -9,6 +9,13 @@
 # the generator steps (default: the small preset's). On this repository's 2-core CPU the small
 # preset runs at about 0.6-1 generator steps/s per run; run it where the time is.
 #
+# general (issue 12) is trained after the specimen models, from gold-on-carbon's stable version,
+# on the real micrographs of $SEM_TRAIN (default ../shared/sem-train; never copied into the
+# repository) plus simulated HR images of both specimens, all HR-only; the GaAs nanomembranes
+# are kept out of training and measured with `semzoo evaluate --hr-only` (not landed yet: the
+# stage is off by default, GENERAL=1 runs it once that command exists; issue 12);
+# STEPS_general overrides its 2500 steps.
+#
 # Continuation (how gold-on-carbon v2 was made): CONTINUE_gold_on_carbon="gold-on-carbon:1 4600"
 # skips the from-scratch run and trains run-$sample-cont from that version of models/ for 4600
 # steps with the settings in CONTINUE_SETTINGS (an active discriminator: beta 1, D learning rate
@@ -68,5 +75,36 @@ for sample in ${samples[@]}; do
   "$semzoo" publish "$run" --name "$sample" --zoo "$repo/models" --label stable \
     --evaluation "report-$sample/results.json"
 done
+
+if [ "${GENERAL:-0}" = 1 ]; then
+  sem_train=${SEM_TRAIN:-"$repo/../shared/sem-train"}
+  python=${PYTHON:-python3}
+  [ -d real ] || "$python" "$repo/tools/stage_real_images.py" "$sem_train" real
+  [ -d sim-gold ] || "$semzoo" simulate sim-gold --sample gold-on-carbon --pairs 5 --seed 3000
+  [ -d sim-hydrogel ] || "$semzoo" simulate sim-hydrogel --sample hydrogel --pairs 5 --seed 4000
+  if [ ! -d raw-general ]; then
+    mkdir -p raw-general/hr
+    cp real/train/hr/*.tif raw-general/hr/
+    cp real/train/sources.json raw-general/
+    for s in gold hydrogel; do for f in sim-$s/hr/*.tif; do cp "$f" "raw-general/hr/sim-$s""__$(basename "$f")"; done; done
+  fi
+  [ -d data-general ] || "$semzoo" prepare raw-general --out data-general --records-per-image 3 \
+    --val-fraction 0.05 --sample-type general
+  if [ ! -f run-general/generator.keras ]; then
+    if [ -d run-general ]; then
+      "$semzoo" train data-general --out run-general --sample-type general --resume
+    else
+      "$semzoo" train data-general --out run-general --sample-type general --steps "${STEPS_general:-2500}" \
+        --init-from gold-on-carbon --zoo "$repo/models" --set beta=0.5 --set lr_schedule=cosine \
+        --set lr_final_fraction=0.1
+    fi
+  fi
+  rm -rf stage-zoo report-general
+  "$semzoo" publish run-general --name general --zoo stage-zoo
+  "$semzoo" evaluate --hr-only real/heldout/hr --model general --zoo stage-zoo \
+    --report report-general
+  "$semzoo" publish run-general --name general --zoo "$repo/models" --label stable \
+    --evaluation report-general/results.json
+fi
 "$semzoo" zoo config --zoo "$repo/models"
 "$semzoo" zoo list --zoo "$repo/models"
