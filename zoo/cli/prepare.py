@@ -82,10 +82,12 @@ def prepare(
 
 
 def _hr_only_table(table, manifest: dict) -> None:
+    from zoo.sim.acquisition import ScanParams
+
     for column in ("record", "HR nm/px", "HR noise", "exact scan", "kept", "dropped", "split"):
         table.add_column(column, justify="left" if column in ("record", "split") else "right")
     for p in manifest["pairs"]:
-        exact = p["scan"]["probe_fwhm_px"] == 0 and p["scan"]["dose_ratio"] == 1 and float(p["scan"]["phase_x"]).is_integer()
+        exact = ScanParams(**p["scan"]).is_exact_stepping_scan()
         table.add_row(p["name"], f"{p['hr_pixel_size_nm']:.3g}", f"{p['hr_noise_sigma']:.3g}", "yes" if exact else "no",
                       str(p["patches_kept"]), str(p["patches_dropped"]), p["split"])
 
