@@ -139,3 +139,122 @@ def test_load_truth_gives_every_pair_the_files_probe(tmp_path):
     assert pairs["a"]["probe_fwhm_nm"] == 3.0 and pairs["b"]["probe_fwhm_nm"] == 2.0
     path.write_text(json.dumps({"pairs": {"a": {"gaps": []}}}))
     assert "probe_fwhm_nm" not in load_truth(path)["a"]
+
+
+# -- HR-only mode: real images without pairs -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hr_zoo(tmp_path_factory):
+    """tiny:1 (x2, with a 5x5 conv so tiling shows) and quad:1, whose card says x4."""
+    from tests.server.tiny_models import publish, save_tiny_model, tiny_card
+    from zoo.registry.store import Zoo
+
+    root = tmp_path_factory.mktemp("hr-zoo")
+    publish(root, "tiny", conv=True, label="stable")  # 14.2 nm LR; tile 32, overlap 2
+    card = {**tiny_card("quad"), "scale": 4, "output_pixel_size_nm": 14.2 / 4}
+    Zoo(root).publish_version("quad", lambda tmp: save_tiny_model(tmp, card))
+    return root
+
+
+def _hr_folder(folder, rng, n=2, shape=(96, 112)):
+    """Smooth uint16 'real' images at 7.1 nm/px (their LR has the tiny model's 14.2 nm)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(n):
+        image = cv2.GaussianBlur(rng.normal(size=shape), (0, 0), 2.0)
+        image = 30000 + 8000 * image / image.std() + 300 * rng.normal(size=shape)
+        write_sem(folder / f"real-{k}.tif", np.clip(image, 0, 65535).astype(np.uint16), PIXEL_NM * 3.55)
+    return folder
+
+
+def test_hr_only_end_to_end_with_a_tiny_model(cli, hr_zoo, tmp_path, rng):
+    from zoo.data.sem_tiff import read_sem
+    from zoo.evaluation import real_images
+
+    folder = _hr_folder(tmp_path / "hr", rng)
+    single = _hr_folder(tmp_path / "more", rng, n=1, shape=(64, 80)) / "real-0.tif"
+    report = tmp_path / "report"
+    result = cli("evaluate", "--hr-only", folder, "--hr-only", single, "--model", "tiny", "--zoo", hr_zoo,
+                 "--report", report)
+    assert result.exit_code == 0, result.output
+    assert "vs Lanczos" in result.output and "report.md" in result.output and "warning" not in result.output
+    data = json.loads((report / "results.json").read_text())
+    assert data["candidates"] == ["nearest", "bicubic", "lanczos", "tiny:1"] and data["models"] == ["tiny:1"]
+    assert [r["name"] for r in data["per_image"]] == ["real-0", "real-1", "real-0-2"]
+    assert data["images"] == 3 and data["inputs"]["models"] == ["tiny"]
+    for row in data["per_image"]:
+        assert row["pixel_size_nm"] == pytest.approx(7.1) and row["noise_ceiling_psnr_db"] > 20
+        for s in row["candidates"].values():
+            assert set(s) == {"psnr_db", "ssim", "shift_px", "gain", "offset"} and len(s["shift_px"]) == 2
+        assert (report / row["figure"]).is_file()
+    agg = data["aggregate"]
+    assert agg["lanczos"]["psnr_db"] > agg["nearest"]["psnr_db"]
+    assert agg["nearest"]["images_below_lanczos"] == 3
+    assert agg["tiny:1"]["worst_psnr_vs_lanczos_db"] <= agg["tiny:1"]["psnr_vs_lanczos_db"]
+    md = (report / "report.md").read_text()
+    assert "every second pixel" in md and "| tiny:1 |" in md and "noise ceiling" in md
+    pngs = sorted(report.glob("*.png"))
+    assert len(pngs) == 3 and sum(p.stat().st_size for p in pngs) < 2_000_000
+    assert cv2.imread(str(pngs[0]), cv2.IMREAD_UNCHANGED).ndim == 2
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+    # The model ran as `semzoo enhance` runs it: enhancing the LR file gives the same score.
+    hr = real_images.read_hr(folder / "real-1.tif")
+    lr_file = tmp_path / "lr.tif"
+    write_sem(lr_file, real_images.lr_record(hr.image).astype(np.uint16), 14.2)
+    assert cli("enhance", lr_file, "-o", tmp_path / "sr.tif", "--zoo", hr_zoo, "--model", "tiny:1").exit_code == 0
+    enhanced = read_sem(tmp_path / "sr.tif").image
+    score, _ = real_images.score(enhanced, hr.image, real_images.scored_mask(hr.image.shape))
+    assert data["per_image"][1]["candidates"]["tiny:1"]["psnr_db"] == score.psnr_db
+
+
+def test_hr_only_json_without_models(cli, tmp_path, rng):
+    folder = _hr_folder(tmp_path / "hr", rng, n=1)
+    report = tmp_path / "r"
+    result = cli("evaluate", "--hr-only", folder, "--report", report, "--json", "--pixel-size", "3")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)  # the --pixel-size override's warning is on stderr
+    assert "overrides the metadata" in result.stderr
+    assert list(data["aggregate"]) == ["nearest", "bicubic", "lanczos"] and data["models"] == []
+    assert data["per_image"][0]["pixel_size_nm"] == 3.0 and data["report"] == str(report)
+    assert data["aggregate"]["lanczos"]["psnr_vs_lanczos_db"] == 0
+
+
+def test_hr_only_refusals_are_one_line_errors_that_write_nothing(cli, hr_zoo, tmp_path, rng):
+    folder = _hr_folder(tmp_path / "hr", rng, n=1)
+    report = tmp_path / "rep"
+    (tmp_path / "empty").mkdir()
+    write_sem(tmp_path / "tiny.tif", np.zeros((24, 40), np.uint16), 7.1)
+    cases = [
+        (("--hr-only", folder, "--input", folder / "real-0.tif"), "drop --input"),
+        (("--hr-only", folder, "--model", "nope", "--zoo", hr_zoo), "no model named 'nope'"),
+        (("--hr-only", folder, "--model", "tiny:7", "--zoo", hr_zoo), "has no version 7"),
+        (("--hr-only", folder, "--model", "quad", "--zoo", hr_zoo), "x4"),
+        (("--hr-only", tmp_path / "empty"), "no HR image"),
+        (("--hr-only", folder, "--hr-only", tmp_path / "tiny.tif"), "at least 32x32"),
+        (("--input", folder / "real-0.tif"), "give --output, --target"),
+    ]
+    for args, message in cases:
+        result = cli("evaluate", *args, "--report", report)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("error:")
+    assert not report.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    report.mkdir()
+    (report / "keep.txt").write_text("mine")
+    result = cli("evaluate", "--hr-only", folder, "--report", report)
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert [p.name for p in report.iterdir()] == ["keep.txt"] and (report / "keep.txt").read_text() == "mine"
+    result = cli("evaluate", "--hr-only", folder, "--report", report, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert not (report / "keep.txt").exists() and (report / "results.json").is_file()
+
+
+def test_hr_only_a_model_that_does_not_load_is_a_clear_error(cli, hr_zoo, tmp_path, rng):
+    import shutil
+
+    zoo_copy = tmp_path / "zoo"
+    shutil.copytree(hr_zoo / "tiny", zoo_copy / "tiny")
+    (zoo_copy / "tiny" / "1" / "saved_model.pb").write_bytes(b"not a graph")
+    folder = _hr_folder(tmp_path / "hr", rng, n=1)
+    result = cli("evaluate", "--hr-only", folder, "--model", "tiny", "--zoo", zoo_copy, "--report", tmp_path / "r")
+    assert result.exit_code == 2 and "cannot load tiny:1" in result.output, result.output
+    assert not (tmp_path / "r").exists()

@@ -119,13 +119,11 @@ def _start_embedded(zoo_dir: Path, spec, pixel_sizes: list[float]):
     With no model named, that is, per image, :func:`zoo.client.model_choice.choose_model`'s
     pick (the client makes the same choice among the served ones).
     """
-    from tensorflow_serving.config import model_server_config_pb2
-
     from zoo.client.files import ModelSpec
     from zoo.client.model_choice import choose_model
     from zoo.errors import UserError
     from zoo.registry.store import Zoo
-    from zoo.server.server import EmbeddedServer
+    from zoo.server.server import serve_zoo_versions
 
     store = Zoo(zoo_dir)
     if spec is not None:
@@ -140,22 +138,7 @@ def _start_embedded(zoo_dir: Path, spec, pixel_sizes: list[float]):
         cards = {n: store.card(n, v) for n, v in resolved.items()}
         needed = {choose_model(cards, p) for p in pixel_sizes}
         chosen = {n: resolved[n] for n in sorted(needed)}
-    config = model_server_config_pb2.ModelServerConfig()
-    for name, version in chosen.items():
-        entry = config.model_config_list.config.add(
-            name=name, base_path=str(store.root.resolve() / name), model_platform="tensorflow"
-        )
-        entry.model_version_policy.specific.versions.append(version)
-    embedded = EmbeddedServer(config=config, host="127.0.0.1", port=0, poll_seconds=0).start()
-    missing = [f"{n}:{v}" for n, v in chosen.items() if v not in embedded.manager.available().get(n, [])]
-    if missing:
-        embedded.stop(grace=0)
-        problems = "; ".join(
-            status.error_message
-            for n, v in chosen.items() if f"{n}:{v}" in missing
-            for _version, status in embedded.manager.status(n, v)
-        )
-        raise UserError(f"cannot load {', '.join(missing)}: {problems}")
+    embedded = serve_zoo_versions(store.root, {name: [version] for name, version in chosen.items()})
     return embedded, [embedded.target], sorted(chosen), spec
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from zoo.cli.options import JsonOption, OverwriteOption, PixelSizeOption, progress_bar
+from zoo.cli.options import JsonOption, OverwriteOption, PixelSizeOption, ZooOption, default_zoo, progress_bar
 from zoo.errors import UserError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -100,24 +100,55 @@ def _check_ratio(name: str, inp, tgt, native: bool, warnings: list[str]) -> None
 
 
 def evaluate(
-    input: Annotated[Path, typer.Option("--input", "-i", help="The network's input: a TIFF or a folder "
-                                        "of TIFFs, native LR (half the target's size) or already on "
-                                        "the target's grid.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The network's output (TIFF or folder), "
-                                         "on the target's grid.")],
-    target: Annotated[Path, typer.Option("--target", "-t", help="The high-resolution target (TIFF or "
-                                         "folder), e.g. DATA/registered/hr from semzoo prepare.")],
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="The network's input: a TIFF or a "
+                                                  "folder of TIFFs, native LR (half the target's size) or "
+                                                  "already on the target's grid.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="The network's output (TIFF or "
+                                                   "folder), on the target's grid.")] = None,
+    target: Annotated[Optional[Path], typer.Option("--target", "-t", help="The high-resolution target (TIFF "
+                                                   "or folder), e.g. DATA/registered/hr from semzoo "
+                                                   "prepare.")] = None,
     report: Annotated[Path, typer.Option("--report", "-r", help="Report folder to create (report.md, "
                                          "figures, results.json); must not exist or be empty, "
-                                         "unless --overwrite.")],
+                                         "unless --overwrite.")] = ...,
     truth: Annotated[Optional[Path], typer.Option("--truth", help="truth.json with the planted gaps "
                                                   "(coordinates on the target's grid); without it "
                                                   "particles and gaps are found in the target.")] = None,
+    hr_only: Annotated[Optional[List[Path]], typer.Option("--hr-only", help="Real HR images (TIFF/PNG files "
+                                                          "or folders; repeatable): evaluate without pairs, "
+                                                          "LR = every second pixel.", show_default=False)] = None,
+    model: Annotated[Optional[List[str]], typer.Option("--model", help="With --hr-only: a zoo model to score "
+                                                       "(NAME, NAME:VERSION or NAME@LABEL; repeatable).",
+                                                       show_default=False)] = None,
+    zoo: ZooOption = None,
     pixel_size: PixelSizeOption = None,
     overwrite: OverwriteOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Compare super-resolved images with their targets: PSNR/SSIM, gap analysis, spectra, FRC."""
+    """Compare super-resolved images with their targets: PSNR/SSIM, gap analysis, spectra, FRC.
+
+    Paired mode: --input, --output and --target (files or folders matched by name).
+
+    HR-only mode, for real images without pairs: --hr-only HR... [--model NAME]...
+    Each image's LR is every second pixel (what a scan at twice the pitch
+    records). Nearest, bicubic, Lanczos and each --model (run as `semzoo
+    enhance` runs it) upsample it x2 and are scored on the HR pixels the LR
+    did not sample, after a sub-pixel shift and a gain/offset fit: PSNR, SSIM
+    and shift per image, the image's noise ceiling, and per model the mean
+    and worst PSNR against Lanczos.
+    """
+    if hr_only:
+        given = [o for o, v in (("--input", input), ("--output", output), ("--target", target),
+                                ("--truth", truth)) if v is not None]
+        if given:
+            raise UserError(f"--hr-only evaluates real images without pairs; drop {', '.join(given)}")
+        _evaluate_hr_only(hr_only, model or [], zoo, report, pixel_size, overwrite, json_output)
+        return
+    missing = [o for o, v in (("--input", input), ("--output", output), ("--target", target)) if v is None]
+    if missing:
+        raise UserError(f"give {', '.join(missing)} (paired mode), or --hr-only for real images without pairs")
+    if model:
+        raise UserError("--model is for --hr-only; in paired mode --output holds the model's results")
     from rich.console import Console
 
     from zoo.data.sem_tiff import read_sem, require_pixel_size
@@ -196,6 +227,56 @@ def _print_table(table: dict, results: list, report: Path) -> None:
         )
     console = Console(width=max(120, Console().width))
     console.print(rich_table)
+    console.print(f"report: {report / 'report.md'}", highlight=False)
+
+
+def _evaluate_hr_only(hr_paths, models, zoo, report, pixel_size, overwrite, json_output) -> None:
+    from rich.console import Console
+
+    from zoo.evaluation.real_images import plan_hr_only, run_hr_only
+
+    zoo_dir = Path(zoo) if zoo is not None else default_zoo()
+    plan = plan_hr_only(hr_paths, models, zoo_dir, report, pixel_size_nm=pixel_size, overwrite=overwrite)
+    bar = contextlib.nullcontext(lambda *a, **k: None) if json_output else progress_bar(
+        "evaluating", total=len(plan.paths)
+    )
+    with bar as update:
+        _, data = run_hr_only(plan, progress=lambda done, total: update(done, total=total))
+    err = Console(stderr=True)
+    for warning in data["warnings"]:
+        err.print(f"warning: {warning}", highlight=False)
+    if json_output:
+        typer.echo(json.dumps({**data, "report": str(report)}, indent=2))
+        return
+    _print_hr_only_tables(data, report)
+
+
+def _print_hr_only_tables(data: dict, report: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from zoo.evaluation.real_image_report import label
+
+    def f(value, fmt):
+        return "inf" if value is None else format(value, fmt)
+
+    table = Table(title=f"{data['images']} real image(s); LR = every second pixel; scored on the pixels it did not sample")
+    for header in ("", "mean PSNR (dB)", "mean SSIM", "vs Lanczos mean (dB)", "vs Lanczos worst (dB)", "below Lanczos"):
+        table.add_column(header, justify="left" if not header else "right", no_wrap=not header)
+    for key, a in data["aggregate"].items():
+        table.add_row(label(key), f(a["psnr_db"], ".2f"), f(a["ssim"], ".4f"), f(a["psnr_vs_lanczos_db"], "+.2f"),
+                      f(a["worst_psnr_vs_lanczos_db"], "+.2f"), f"{a['images_below_lanczos']}/{data['images']}")
+    per_image = Table(title="per image: PSNR (dB) and the noise ceiling")
+    keys = list(data["aggregate"])
+    for header in ("image", "nm/px", "ceiling", *map(label, keys)):
+        per_image.add_column(header, justify="left" if header == "image" else "right")
+    for r in data["per_image"]:
+        px = "?" if r["pixel_size_nm"] is None else f"{r['pixel_size_nm']:g}"
+        per_image.add_row(r["name"], px, f(r["noise_ceiling_psnr_db"], ".2f"),
+                          *(f(r["candidates"][k]["psnr_db"], ".2f") for k in keys))
+    console = Console(width=max(120, Console().width))
+    console.print(table)
+    console.print(per_image)
     console.print(f"report: {report / 'report.md'}", highlight=False)
 
 

@@ -41,6 +41,20 @@ def match_intensity(
     mapped to the reference's mean.
     """
     ref, img = _pair(reference, image)
+    a, mean_img, mean_ref = _affine_fit(img, ref, mask)
+    return a * (img - mean_img) + mean_ref
+
+
+def fit_intensity(
+    image: np.ndarray, reference: np.ndarray, *, mask: np.ndarray | None = None
+) -> tuple[float, float]:
+    """``(gain, offset)`` of :func:`match_intensity`'s fit: it returns ``gain * image + offset``."""
+    ref, img = _pair(reference, image)
+    a, mean_img, mean_ref = _affine_fit(img, ref, mask)
+    return a, mean_ref - a * mean_img
+
+
+def _affine_fit(img: np.ndarray, ref: np.ndarray, mask: np.ndarray | None) -> tuple[float, float, float]:
     m = np.ones(ref.shape, bool) if mask is None else np.asarray(mask, bool)
     if m.shape != ref.shape or not m.any():
         raise ValueError("mask must have the images' shape and select at least one pixel")
@@ -48,7 +62,7 @@ def match_intensity(
     x = img[m] - mean_img
     var = float(np.mean(x * x))
     a = float(np.mean(x * (ref[m] - mean_ref)) / var) if var > 0 else 0.0
-    return a * (img - mean_img) + mean_ref
+    return a, mean_img, mean_ref
 
 
 # The metrics take a keyword argument of the same name, which shadows the function inside them.

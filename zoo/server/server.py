@@ -242,3 +242,28 @@ class EmbeddedServer:
             if name not in self.manager.available():
                 lines.append(f"{name}: no version available (see GetModelStatus / the log)")
         return lines
+
+
+def serve_zoo_versions(zoo_root: str | Path, versions: dict[str, list[int]]) -> EmbeddedServer:
+    """Start an in-process server of just these ``{name: [version, ...]}`` of a zoo, on a free
+    loopback port (what `semzoo enhance` and `semzoo evaluate --hr-only` run models through).
+
+    Raises UserError, with the loader's messages, when a version does not load.
+    """
+    from tensorflow_serving.config import model_server_config_pb2
+
+    root = Path(zoo_root).resolve()
+    config = model_server_config_pb2.ModelServerConfig()
+    for name, numbers in versions.items():
+        entry = config.model_config_list.config.add(name=name, base_path=str(root / name), model_platform="tensorflow")
+        entry.model_version_policy.specific.versions.extend(sorted(set(numbers)))
+    embedded = EmbeddedServer(config=config, host="127.0.0.1", port=0, poll_seconds=0).start()
+    wanted = [(n, v) for n, numbers in versions.items() for v in sorted(set(numbers))]
+    missing = [(n, v) for n, v in wanted if v not in embedded.manager.available().get(n, [])]
+    if missing:
+        problems = "; ".join(
+            status.error_message for n, v in missing for _version, status in embedded.manager.status(n, v)
+        )
+        embedded.stop(grace=0)
+        raise UserError(f"cannot load {', '.join(f'{n}:{v}' for n, v in missing)}: {problems}")
+    return embedded
