@@ -1,12 +1,19 @@
 """Stage the real micrographs of ../shared/sem-train as HR-only RAW folders for semzoo.
 
-    python tools/stage_real_images.py SEM_TRAIN OUT
+    python tools/stage_real_images.py SEM_TRAIN OUT [FACTOR...]
 
 writes OUT/train/hr/*.tif (the images `general` trains on) and OUT/heldout/hr/*.tif (the
 specimen kept out of training to measure it: the GaAs nanomembranes, 6 images), each image
 cropped to its scanned field (the data bars and the inset box listed in SEM_TRAIN/README.md
 removed) and written with its pixel size, so `semzoo prepare` / `evaluate --hr-only` read it
 from the metadata. The source files are never modified or copied into the repository.
+
+Each FACTOR (e.g. 2) adds, for every training image, its magnified view
+(``zoo.sim.acquisition.magnified_view``: the field as a scan at FACTOR times the magnification
+records it at best, an oversampled image with the detector's white noise per pixel) as
+``NAME__xFACTOR.tif`` at pixel size / FACTOR (a field of the original's size cut from it at
+random): the training images are 9.8-65 nm/px, and a
+general model must also meet high-magnification micrographs whose probe spans several pixels.
 """
 
 from __future__ import annotations
@@ -77,8 +84,10 @@ def read_any(path: Path):
     return sem.image, sem.pixel_size_nm
 
 
-def main(src: Path, out: Path) -> None:
+def main(src: Path, out: Path, factors: list[float] = ()) -> None:
     import json
+
+    from zoo.sim.acquisition import magnified_view
 
     for split in ("train", "heldout"):
         (out / split).mkdir(parents=True, exist_ok=True)
@@ -99,9 +108,22 @@ def main(src: Path, out: Path) -> None:
             write_sem(target / name, image, pixel_size(folder, path, size),
                       {"source": str(path), "staged_by": "tools/stage_real_images.py", "rows": [top, bottom]})
             print(f"{split}: {name} {image.shape[1]}x{image.shape[0]} {pixel_size(folder, path, size):.4g} nm")
+            for k, factor in enumerate(factors if split == "train" else ()):
+                rng = np.random.default_rng([k, len(name), sum(map(ord, name))])
+                view = magnified_view(image.astype(np.float32), factor, rng)
+                # A field of the original's size at a random place: the view weighs as much as
+                # its source in training, not factor^2 times more.
+                y0 = int(rng.integers(view.shape[0] - image.shape[0] + 1))
+                x0 = int(rng.integers(view.shape[1] - image.shape[1] + 1))
+                view = np.ascontiguousarray(view[y0:y0 + image.shape[0], x0:x0 + image.shape[1]])
+                view_name = f"{name[:-4]}__x{factor:g}.tif"
+                write_sem(target / view_name, view, pixel_size(folder, path, size) / factor,
+                          {"source": str(path), "staged_by": "tools/stage_real_images.py", "rows": [top, bottom],
+                           "magnified_view": factor})
+                print(f"{split}: {view_name} {view.shape[1]}x{view.shape[0]} (magnified view)")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) < 3:
         raise SystemExit(__doc__)
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(Path(sys.argv[1]), Path(sys.argv[2]), [float(f) for f in sys.argv[3:]])

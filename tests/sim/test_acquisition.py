@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -121,3 +122,19 @@ def test_refuses_what_it_cannot_record():
         A.acquire(np.zeros((4, 4, 3)), A.ScanParams(), np.random.default_rng(0))
     with pytest.raises(ValueError, match="dose_ratio"):
         A.acquire(np.zeros((8, 8)), A.ScanParams(dose_ratio=1.5), np.random.default_rng(0))
+
+
+def test_magnified_view_is_oversampled_with_the_hrs_pixel_noise():
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[:160, :200].astype(np.float32)
+    clean = 100 + 40 * np.sin(x / 5.0) * np.cos(y / 7.0)
+    hr = clean + rng.normal(0, 4.0, clean.shape).astype(np.float32)
+    view = A.magnified_view(hr, 2.0, rng)
+    assert view.shape == (320, 400)
+    # The detector's per-pixel noise is the HR's (same dwell), not the resampling's averaged-down one.
+    assert A.estimate_noise_sigma(view) == pytest.approx(A.estimate_noise_sigma(hr), rel=0.1)
+    assert A.estimate_noise_sigma(cv2.resize(hr, (400, 320), interpolation=cv2.INTER_LANCZOS4)) < 3.0
+    # The signal is the HR's, on a grid twice as fine: every second pixel of the view is the HR.
+    assert np.corrcoef(view[1::2, 1::2][4:-4, 4:-4].ravel(), hr[4:-4, 4:-4].ravel())[0, 1] > 0.9
+    with pytest.raises(ValueError):
+        A.magnified_view(hr, 1.0, rng)

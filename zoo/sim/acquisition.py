@@ -241,3 +241,28 @@ def split_noise(hr: np.ndarray, rng: np.random.Generator, *, alpha: float = 0.5,
     sigma = estimate_noise_sigma(img) if noise_sigma is None else float(noise_sigma)
     z = rng.normal(0.0, sigma, img.shape).astype(np.float32)
     return img + np.float32(alpha) * z, img - z / np.float32(alpha)
+
+
+def magnified_view(hr: np.ndarray, factor: float, rng: np.random.Generator, *,
+                   noise_sigma: float | None = None) -> np.ndarray:
+    """What a scan at ``factor`` times the HR's magnification records of the same field, at best.
+
+    The finer scan cannot resolve more than the HR did (its probe, now ``factor`` pixels wide
+    or more, is what limits it), so the signal is the HR Lanczos-resampled onto the finer grid;
+    the noise is the detector's white noise per pixel at the same dwell: the HR's noise std,
+    of which the resampling has averaged part away and which is added back to that level.
+    The view is an oversampled image (probe larger than the pixel), the regime of
+    high-magnification micrographs (e.g. 2 nm pixels at 50 kX) that training images recorded
+    at coarser pixels lack. ``factor`` > 1; the view is ``round(factor * shape)``.
+    """
+    if factor <= 1:
+        raise ValueError(f"factor must be > 1, got {factor}")
+    img = np.asarray(hr, dtype=np.float32)
+    sigma = estimate_noise_sigma(img) if noise_sigma is None else float(noise_sigma)
+    h, w = img.shape
+    size = (int(round(w * factor)), int(round(h * factor)))
+    view = cv2.resize(img, size, interpolation=cv2.INTER_LANCZOS4)
+    left = sigma**2 - estimate_noise_sigma(view) ** 2
+    if left > 0:
+        view = view + rng.normal(0.0, math.sqrt(left), view.shape).astype(np.float32)
+    return view.astype(np.float32)
