@@ -186,3 +186,97 @@ def test_enhance_through_a_server_never_imports_tensorflow(cli_zoo, tmp_path):
         done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip().splitlines()[-1] == "exit 0 tf False keras False", done.stdout + done.stderr
     assert read_sem(tmp_path / "out.tif").image.shape == (80, 104)
+
+
+# -- the data-consistency map (issue 13) ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trust_zoo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trust-zoo")
+    publish(root, "tiny", gain=1.0)  # nearest x2: agrees with a smooth input
+    publish(root, "inverted", gain=-1.0)  # the input upside down: contradicts it everywhere
+    return root
+
+
+def smooth_sem_file(path, pixel_size_nm=14.2, shape=(40, 52), seed=0):
+    """A smooth specimen (blobs of 4-6 px) with noise of 20 counts, as uint16."""
+    from zoo.data.sem_tiff import write_sem
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+    image = np.full(shape, 10000.0)
+    for _ in range(12):
+        cy, cx, s = rng.uniform(0, shape[0]), rng.uniform(0, shape[1]), rng.uniform(4, 6)
+        image += 3000 * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * s * s))
+    image = np.rint(image + rng.normal(0, 20, shape)).astype(np.uint16)
+    write_sem(path, image, pixel_size_nm)
+    return image
+
+
+def test_every_output_has_its_consistency_map_beside_it(cli, trust_zoo, tmp_path):
+    import cv2
+
+    from zoo.data.sem_tiff import read_sem
+
+    smooth_sem_file(tmp_path / "in.tif")
+    out = tmp_path / "out.tif"
+    result = cli("enhance", tmp_path / "in.tif", "-o", out, "--zoo", trust_zoo, "--model", "tiny", "--compare")
+    assert result.exit_code == 0, result.output
+    assert "consistency check" not in result.output
+    side = read_sem(tmp_path / "out.consistency.tif")
+    assert side.image.dtype == np.float32 and side.image.shape == (40, 52)  # the input's grid
+    assert side.pixel_size_nm == pytest.approx(14.2)  # and its ImageJ scale
+    summary = read_sem(out).metadata["description"]["consistency"]
+    assert summary["flagged"] is False and summary["file"] == "out.consistency.tif"
+    assert {"share_beyond_3_sigma", "mean_abs_z", "threshold", "inconsistent_share"} <= set(summary)
+    assert side.metadata["description"]["consistency"]["mean_abs_z"] == summary["mean_abs_z"]
+    assert np.mean(np.abs(side.image)) == pytest.approx(summary["mean_abs_z"], abs=0.2)
+    png = cv2.imread(str(tmp_path / "out.compare.png"), cv2.IMREAD_UNCHANGED)
+    assert png.shape[1] > 3 * 104  # input | output | consistency
+
+
+def test_an_inconsistent_output_warns_and_strict_writes_nothing(cli, trust_zoo, tmp_path):
+    smooth_sem_file(tmp_path / "in.tif")
+    args = ("enhance", tmp_path / "in.tif", "--zoo", trust_zoo, "--model", "inverted", "--compare")
+    result = cli(*args, "-o", tmp_path / "out.tif")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "consistency check" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning:") and "semzoo finetune" in lines[0]
+    assert "%" in lines[0] and (tmp_path / "out.consistency.tif").exists()
+
+    strict = tmp_path / "strict"
+    strict.mkdir()
+    result = cli(*args, "-o", strict / "out.tif", "--strict")
+    assert result.exit_code == 2 and result.output.count("error:") == 1 and "consistency check" in result.output
+    assert "Traceback" not in result.output and list(strict.iterdir()) == []
+
+
+def test_consistent_projects_the_output_and_keeps_the_models_own_summary(cli, trust_zoo, tmp_path):
+    from zoo.data.sem_tiff import read_sem
+
+    smooth_sem_file(tmp_path / "in.tif")
+    out = tmp_path / "out.tif"
+    result = cli("enhance", tmp_path / "in.tif", "-o", out, "--zoo", trust_zoo, "--model", "tiny", "--consistent")
+    assert result.exit_code == 0, result.output
+    summary = read_sem(out).metadata["description"]["consistency"]
+    assert summary["projected"] is True
+    assert summary["mean_abs_z"] <= summary["before_projection"]["mean_abs_z"]
+
+
+def test_the_sidecar_is_never_left_half_written(cli, trust_zoo, tmp_path, monkeypatch):
+    import tifffile
+
+    smooth_sem_file(tmp_path / "in.tif")
+    real_imwrite = tifffile.imwrite
+
+    def failing(path, data, **kwargs):
+        if np.asarray(data).dtype == np.float32:  # the map, not the uint16 output
+            with open(path, "wb") as f:
+                f.write(b"II*\0 half")
+            raise OSError("disk full")
+        return real_imwrite(path, data, **kwargs)
+
+    monkeypatch.setattr(tifffile, "imwrite", failing)
+    result = cli("enhance", tmp_path / "in.tif", "-o", tmp_path / "out.tif", "--zoo", trust_zoo, "--model", "tiny")
+    assert result.exit_code != 0 and "disk full" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]  # no output, no map, no temp file

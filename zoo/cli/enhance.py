@@ -32,7 +32,14 @@ def enhance(
         typer.Option("--tile-size", min=8, help="LR tile edge in px (default: the model card's); larger is faster on big images."),
     ] = None,
     strict: Annotated[
-        bool, typer.Option("--strict", help="Refuse images whose pixel size is >10% off the model's.")
+        bool,
+        typer.Option("--strict", help="Refuse images whose pixel size is >10% off the model's, and do not write "
+                                      "an output the consistency check flags (exit 2)."),
+    ] = False,
+    consistent: Annotated[
+        bool,
+        typer.Option("--consistent", help="Correct each output by back-projection so that, re-acquired onto the "
+                                          "input's grid, it agrees with the input within its noise."),
     ] = False,
 ) -> None:
     """Enhance SEM images x2 with a zoo model; writes TIFFs with the new pixel size and provenance.
@@ -40,10 +47,16 @@ def enhance(
     A bare model NAME means its `stable` label when it has one, else its latest version.
     Without --model, each image gets a specimen model trained within 10% of its pixel size,
     else the zoo's general model (see the README, "Which model an image gets").
+
+    Every output comes with NAME.consistency.tif: the output re-acquired onto the input's grid
+    minus the input, in units of the input's noise (README, "Trust"). Where it contradicts the
+    input over more of the image than the calibrated threshold, a warning says so (--strict:
+    that output is not written; outputs of earlier inputs stay).
     """
     import warnings
 
     from zoo.client.client import EnhanceClient
+    from zoo.client.consistency import warning_message
     from zoo.client.files import ModelSpec, enhance_job, plan, read_checked
     from zoo.errors import UserError
 
@@ -95,7 +108,10 @@ def enhance(
                 result = enhance_job(
                     job, client, pixel_size_nm=pixel_size, server=server_text, overwrite=overwrite,
                     progress=lambda done, total, name=name: update(done, total=total, description=name),
+                    consistent=consistent, strict=strict,
                 )
+                if result["consistency"]["flagged"]:
+                    typer.echo(f"warning: {job.source}: {warning_message(result['consistency'])}", err=True)
                 typer.echo(
                     f"{job.source} -> {job.output} ({result['model']} v{result['model_version']}, "
                     f"{result['input_pixel_size_nm']:g} nm -> {result['input_pixel_size_nm'] / result['scale']:g} nm)"

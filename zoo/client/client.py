@@ -288,13 +288,25 @@ class EnhanceClient:
         *,
         progress: Callable[[int, int], None] | None = None,
         deadline_s: float | None = None,
-    ) -> tuple[np.ndarray, float | None]:
-        """Super-resolve a 2-D image; returns ``(enhanced, out_pixel_size_nm)``.
+        consistency: bool = False,
+        consistent: bool = False,
+    ):
+        """Super-resolve a 2-D image; returns ``(enhanced, out_pixel_size_nm)``, or
+        ``(enhanced, out_pixel_size_nm, consistency_map)`` with ``consistency=True``.
 
         ``enhanced`` has ``scale`` times the rows and columns and the input's dtype;
         ``out_pixel_size_nm`` is ``pixel_size_nm / scale`` (None when the input's is unknown).
         ``progress(done_tiles, total_tiles)``; ``deadline_s`` bounds the whole image.
-        Details of the run (model, version, server, tiles, seconds) land in ``last_run``.
+        ``consistency``: also compute the data-consistency map, a
+        :class:`zoo.client.consistency.ConsistencyMap` (the output re-acquired onto the input's
+        grid minus the input, in units of the input's noise; ``.flagged`` when it contradicts
+        the input beyond the calibrated threshold). ``consistent``: correct the output by
+        back-projection so that it agrees with the input within its noise
+        (:func:`zoo.client.consistency.project_consistent`); the map then describes the
+        corrected output and keeps the model's own in ``.before_projection``, which is what
+        ``.flagged`` judges. Both run here, on the client (numpy/OpenCV).
+        Details of the run (model, version, server, tiles, seconds, the map's summary) land in
+        ``last_run``.
         """
         image = np.asarray(image)
         if image.ndim == 3 and image.shape[-1] == 1:
@@ -318,13 +330,17 @@ class EnhanceClient:
                     raise ServerError(f"{info.name} version {info.version} is no longer served ({exc})",
                                       grpc.StatusCode.NOT_FOUND) from None
                 self._info.clear()  # a newer version replaced it: start again with that one
+        cmap = None
+        if consistency or consistent:
+            out, cmap = _checked_against_input(image, out, info.scale, consistent)
         out_pixel = None if pixel_size_nm is None else float(pixel_size_nm) / info.scale
         self.last_run = {
             "model": info.name, "version": info.version, "server": ", ".join(self.targets),
             "tiles": tiles, "seconds": round(time.monotonic() - started, 3),
             "input_pixel_size_nm": pixel_size_nm, "output_pixel_size_nm": out_pixel,
+            **({"consistency": cmap.summary()} if cmap is not None else {}),
         }
-        return out, out_pixel
+        return (out, out_pixel, cmap) if consistency else (out, out_pixel)
 
     def _enhance_with(self, info: ModelInfo, image: np.ndarray, progress, deadline) -> tuple[np.ndarray, int]:
         mean = float(image.mean(dtype=np.float64))
@@ -384,6 +400,20 @@ class EnhanceClient:
         out *= np.float32(std)
         out += np.float32(mean)
         return _to_dtype(out, image.dtype), total
+
+
+def _checked_against_input(image: np.ndarray, out: np.ndarray, scale: int, consistent: bool):
+    """(output, its consistency map); with ``consistent`` the output back-projected first."""
+    from zoo.client.consistency import consistency_map, project_consistent
+
+    cmap = consistency_map(image, out, scale=scale)
+    if not consistent:
+        return out, cmap
+    projected = project_consistent(image, out, scale=scale, noise_sigma=cmap.noise_sigma)
+    out = _to_dtype(projected, image.dtype)
+    final = consistency_map(image, out, scale=scale, noise_sigma=cmap.noise_sigma)
+    final.before_projection = cmap
+    return out, final
 
 
 def _to_dtype(image: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -62,6 +62,7 @@ class Job:
     source: Path
     output: Path
     compare: Path | None
+    consistency: Path | None = None  # <output stem>.consistency.tif: the data-consistency map
 
 
 def plan(inputs: Sequence[Path], out: Path, *, compare: bool, overwrite: bool) -> list[Job]:
@@ -94,12 +95,22 @@ def plan(inputs: Sequence[Path], out: Path, *, compare: bool, overwrite: bool) -
     for source, output in zip(files, outputs):
         if output.resolve() == source.resolve():
             raise UserError(f"output {output} is the input itself; choose another -o")
-        job = Job(source, output, output.with_name(output.stem + ".compare.png") if compare else None)
-        for path in (job.output, job.compare):
+        job = Job(source, output, output.with_name(output.stem + ".compare.png") if compare else None,
+                  consistency_path(output))
+        for path in (job.output, job.compare, job.consistency):
             if path is not None and path.exists() and not overwrite:
                 raise UserError(f"{path} exists; use --overwrite to replace it")
         jobs.append(job)
+    paths = [p for j in jobs for p in (j.output, j.compare, j.consistency) if p is not None]
+    clash = next((p for p in paths if paths.count(p) > 1), None)
+    if clash is not None:
+        raise UserError(f"two outputs would both be written to {clash}; enhance those inputs separately")
     return jobs
+
+
+def consistency_path(output: Path) -> Path:
+    """Where an output's data-consistency map goes: ``<output stem>.consistency.tif`` beside it."""
+    return output.with_name(output.stem + ".consistency.tif")
 
 
 def _window(image: np.ndarray) -> tuple[float, float]:
@@ -107,8 +118,11 @@ def _window(image: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
 
-def compare_image(source: np.ndarray, enhanced: np.ndarray, *, left: str, right: str) -> np.ndarray:
-    """8-bit side-by-side: Lanczos x2 of the input | the network's output, labelled, same window."""
+def compare_image(source: np.ndarray, enhanced: np.ndarray, *, left: str, right: str,
+                  consistency: np.ndarray | None = None, third: str = "") -> np.ndarray:
+    """8-bit side-by-side: Lanczos x2 of the input | the network's output (same window), and
+    with ``consistency`` (z on the input's grid) a third panel: mid-grey where the output agrees
+    with the input, white/black where its re-acquisition is 5 sigma above/below; labelled."""
     import cv2
 
     h, w = enhanced.shape
@@ -116,12 +130,18 @@ def compare_image(source: np.ndarray, enhanced: np.ndarray, *, left: str, right:
     lo, hi = _window(source.astype(np.float32))
     panels = [np.clip((p.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
               for p in (upsampled, enhanced)]
+    labels = [left, right]
+    if consistency is not None:
+        z = cv2.resize(np.asarray(consistency, np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
+        panels.append(np.clip(127.5 + z * (127.5 / 5.0), 0, 255).astype(np.uint8))
+        labels.append(third or "consistency z (grey: agrees; +-5 sigma)")
     band = max(24, h // 24)
     gap = max(4, w // 200)
-    canvas = np.zeros((h + band, 2 * w + gap), np.uint8)
-    canvas[band:, :w], canvas[band:, w + gap:] = panels
+    canvas = np.zeros((h + band, len(panels) * w + (len(panels) - 1) * gap), np.uint8)
+    for k, panel in enumerate(panels):
+        canvas[band:, k * (w + gap):k * (w + gap) + w] = panel
     scale = band / 40
-    for x, text in ((4, left), (w + gap + 4, right)):
+    for x, text in ((k * (w + gap) + 4, label) for k, label in enumerate(labels)):
         cv2.putText(canvas, text, (x, int(band * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, scale, 255,
                     max(1, int(round(scale * 1.5))), cv2.LINE_AA)
     return canvas
@@ -165,12 +185,22 @@ def enhance_job(
     server: str,
     overwrite: bool,
     progress: Callable[[int, int], None] | None = None,
+    consistent: bool = False,
+    strict: bool = False,
 ) -> dict:
-    """Enhance one file with an EnhanceClient; write its TIFF (and PNG); return the provenance."""
+    """Enhance one file with an EnhanceClient; write its TIFF, its consistency map (and PNG);
+    return the provenance. ``consistent``: back-project the output onto the input (see
+    :mod:`zoo.client.consistency`). ``strict``: an output the consistency check flags is a
+    UserError and nothing of it is written."""
+    from zoo.client.consistency import write_consistency_tif
     from zoo.data.sem_tiff import write_sem
 
     sem = read_checked(job, pixel_size_nm)
-    enhanced, out_pixel = client.enhance(sem.image, sem.pixel_size_nm, progress=progress)
+    enhanced, out_pixel, cmap = client.enhance(
+        sem.image, sem.pixel_size_nm, progress=progress, consistency=True, consistent=consistent,
+    )
+    if strict and cmap.flagged:
+        raise UserError(f"{job.source}: {cmap.message()} (--strict: {job.output} not written)")
     run = client.last_run
     description = {
         "operation": "semzoo enhance",
@@ -184,17 +214,29 @@ def enhance_job(
         "input_databar_rows": sem.databar_rows,
         "scale": int(round(sem.pixel_size_nm / out_pixel)),
         "tiles": run["tiles"],
+        "consistency": {**cmap.summary(), "file": None if job.consistency is None else job.consistency.name},
     }
-    written = write_sem(job.output, enhanced, out_pixel, description, overwrite=overwrite)
-    if job.compare is not None:
-        try:
+    written = [write_sem(job.output, enhanced, out_pixel, description, overwrite=overwrite)]
+    try:  # no half result: the output, its map and its PNG are all written or none
+        if job.consistency is not None:
+            written.append(write_consistency_tif(
+                job.consistency, cmap, sem.pixel_size_nm,
+                {"operation": "semzoo enhance: data-consistency map (z, input grid)",
+                 "enhanced_file": job.output.name, "input_file": description["input_file"],
+                 "model": run["model"], "model_version": run["version"]},
+                overwrite=overwrite,
+            ))
+        if job.compare is not None:
             canvas = compare_image(
                 sem.image, enhanced,
                 left=f"input, Lanczos x2 ({sem.pixel_size_nm:g} nm -> {out_pixel:g} nm)",
-                right=f"{run['model']} v{run['version']} ({out_pixel:g} nm)",
+                right=f"{run['model']} v{run['version']} ({out_pixel:g} nm)"
+                      + (" + consistent" if consistent else ""),
+                consistency=cmap.z,
             )
             write_png_atomic(job.compare, canvas, overwrite=overwrite)
-        except BaseException:
-            written.unlink(missing_ok=True)  # no half result: the pair is written or neither
-            raise
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     return description
