@@ -132,3 +132,16 @@ def test_hr_only_finetune_end_to_end(tmp_path):
     assert card["parent"] == result.parent and card["input_pixel_size_nm"] == pytest.approx(14.2)
     assert card["training"]["hr_only"] and "input_pixel_size_range_nm" not in card["training"]
     assert set(result.table) >= {"lanczos", "parent", "finetuned"}
+
+
+def test_calibration_can_skip_the_noise_split_for_an_ablation(tmp_path):
+    """finetune --no-noise-split reaches prepare: the target then carries the input's own noise."""
+    from zoo.training.calibration import prepare_calibration
+
+    calib = write_hr_only(tmp_path / "calib", n=1, pixel_size_nm=7.1, shape=(96, 128))
+    for split in (True, False):
+        out = tmp_path / f"data-{split}"
+        result = prepare_calibration(calib, out, patch_size=64, lr_pixel_size_nm=None, hr_pixel_size_nm=None,
+                                     seed=0, noise_split=split)
+        assert result.manifest["noise_split"] is split
+        assert all((p["noise_split_alpha"] is not None) is split for p in result.manifest["pairs"])

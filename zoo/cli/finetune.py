@@ -70,6 +70,8 @@ def finetune(
     hr_pixel_size: Annotated[Optional[float], typer.Option("--hr-pixel-size", min=0.0, help="HR pixel "
                                                            "size in nm; overrides the files' metadata.")] = None,
     seed: SeedOption = 0,
+    noise_split: Annotated[bool, typer.Option("--noise-split/--no-noise-split", help="HR-only: split the "
+                                              "HR's noise between input and target (see semzoo prepare).")] = True,
     json_output: JsonOption = False,
 ) -> None:
     """Fine-tune a zoo model on a few calibration pairs of a new sample and publish it."""
@@ -90,7 +92,7 @@ def finetune(
         result = run_finetune(
             calib, parent=parent, name=name, zoo_root=zoo_root, steps=steps, freeze=freeze.value,
             label=label, pixel_size_nm=pixel_size, hr_pixel_size_nm=hr_pixel_size, seed=seed,
-            progress=update,
+            progress=update, noise_split=noise_split,
         )
     err = Console(stderr=True)
     for warning in result.warnings:

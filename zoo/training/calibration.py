@@ -139,7 +139,8 @@ def check_hr_only_against_parent(pairs, parent_card: dict, parent: str,
 
 
 def prepare_calibration(calib_dir: Path, out_dir: Path, *, patch_size: int, lr_pixel_size_nm, hr_pixel_size_nm,
-                        seed: int, progress: Callable[[int, int], None] | None = None):
+                        seed: int, progress: Callable[[int, int], None] | None = None,
+                        noise_split: bool = True):
     """Register and cut the calibration pairs with ``prepare``'s pipeline; refuse failed pairs."""
     from zoo.data.prepare import prepare_dataset
 
@@ -147,7 +148,7 @@ def prepare_calibration(calib_dir: Path, out_dir: Path, *, patch_size: int, lr_p
     result = prepare_dataset(
         calib_dir, out_dir, patch_size=patch_size, stride=patch_size // 2, val_fraction=0.0,
         lr_pixel_size_nm=lr_pixel_size_nm, hr_pixel_size_nm=hr_pixel_size_nm, seed=seed,
-        overlays=0, progress=progress, hr_only={"records_per_image": HR_ONLY_RECORDS},
+        overlays=0, progress=progress, hr_only={"records_per_image": HR_ONLY_RECORDS, "noise_split": noise_split},
     )
     if result.failed:
         names = ", ".join(f["name"] for f in result.failed)

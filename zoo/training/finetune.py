@@ -149,6 +149,7 @@ def finetune(
     hr_pixel_size_nm: float | None = None,
     seed: int = 0,
     progress: ProgressCallback | None = None,
+    noise_split: bool = True,
 ) -> FinetuneResult:
     """Fine-tune ``parent`` on the calibration pairs in ``calib_dir``; publish version N of ``name``.
 
@@ -177,6 +178,9 @@ def finetune(
     seed : int
         Seeds the held-out choice, data order, augmentation and training.
     progress : callable(done, total), optional
+    noise_split : bool
+        HR-only: split each HR's noise between input and target (:func:`zoo.sim.acquisition.split_noise`),
+        so the network cannot learn to copy the input's noise into the target; off for an ablation.
 
     Returns
     -------
@@ -232,7 +236,7 @@ def finetune(
         data_dir = work / "data"
         prepared = C.prepare_calibration(
             calib_dir, data_dir, patch_size=preset.patch_size, lr_pixel_size_nm=pixel_size_nm,
-            hr_pixel_size_nm=hr_pixel_size_nm, seed=seed,
+            hr_pixel_size_nm=hr_pixel_size_nm, seed=seed, noise_split=noise_split,
             progress=lambda done, total: meter.at(REGISTRATION_UNITS * done))
         manifest = prepared.manifest
         version_dir = zoo.version_dir(parent_name, parent_version)
