@@ -409,9 +409,9 @@ def _checked_against_input(image: np.ndarray, out: np.ndarray, scale: int, consi
     cmap = consistency_map(image, out, scale=scale)
     if not consistent:
         return out, cmap
-    projected = project_consistent(image, out, scale=scale, noise_sigma=cmap.noise_sigma)
+    projected = project_consistent(image, out, scale=scale)
     out = _to_dtype(projected, image.dtype)
-    final = consistency_map(image, out, scale=scale, noise_sigma=cmap.noise_sigma)
+    final = consistency_map(image, out, scale=scale)
     final.before_projection = cmap
     return out, final
 

@@ -12,10 +12,12 @@ input in units of the input's noise:
   (2i + 0.5 for x2): ``A`` is by default the exact stepping scan at that phase
   (:func:`registered_scan`), i.e. Lanczos-4 interpolation of the output at those points, with
   no noise added. A probe or dwell travel can be given (a :class:`~zoo.sim.acquisition.ScanParams`).
-- ``sigma`` is the input's own noise, estimated from the image itself by
-  :func:`zoo.sim.acquisition.estimate_noise_sigma`: the median absolute deviation of the
-  residual against the mean of the 4 edge neighbours (robust: edges and particles are outliers
-  the median ignores), floored at the quantisation step's 1/sqrt(12) for integer images.
+- ``sigma`` is the input's own noise, estimated from the image itself, per pixel as a function
+  of intensity (:func:`noise_sigma_map`; SEM shot noise grows with the signal): the median
+  absolute deviation of the residual against the mean of the 4 edge neighbours (as
+  :func:`zoo.sim.acquisition.estimate_noise_sigma`; robust: edges and particles are outliers
+  the median ignores) in 16 intensity bins, floored at the quantisation step's 1/sqrt(12) for
+  integer images.
 - ``gain, offset``: the client already maps the output back to the input's intensity scale
   (``out * std + mean``), so this fit should come out close to identity; it only absorbs a small
   global bias of the model (the gain is kept within 0.5-2: an inverted output is wrong, not
@@ -30,8 +32,8 @@ is large.
 The warning. Pixel-wise |z| > 3 misses structure that keeps the local means (rings whose rims
 average out), so the statistic the warning uses is the share of input pixels in a
 *disagreeing neighbourhood*: the mean of z^2 over the 5 x 5 window around the pixel exceeds
-:data:`LOCAL_CHI2_LEVEL` (for white N(0, 1) noise that mean has std ~0.28: 2.0 is a ~4 sigma
-excursion; scan-line-correlated noise spreads it a little). An output is flagged when that
+:data:`LOCAL_CHI2_LEVEL` (for white N(0, 1) noise that mean is 1 with std sqrt(2/25) = 0.28:
+2.0 is a 3.5-sigma excursion; scan-line-correlated noise spreads it a little). An output is flagged when that
 share exceeds :data:`WARNING_SHARE` (calibrated by ``tools/calibrate_consistency.py`` on the
 bundled models' simulated specimens and on real micrographs; README "Trust").
 
@@ -42,10 +44,12 @@ it agrees with the input within ``tolerance`` sigma: iterative back-projection,
 
 with ``U`` the models' own Lanczos x``scale`` and ``soft`` the soft threshold. With the
 tolerance at 0 this is the consistency-enforcing step of Bahat & Michaeli, "Explorable Super
-Resolution" (CVPR 2020, Sec. 3, eq. 2-3: the output's re-acquisition equals the input); a
+Resolution" (CVPR 2020, the Consistency Enforcing Module: the output's re-acquisition equals
+the input, and the reconstruction error provably does not grow); a
 noisy SEM input is matched within its noise instead, so the correction only moves pixels
 whose re-acquisition is more than ``tolerance`` sigma off, and only by the excess (the
-Euclidean projection onto ``{x : |A x - y| <= tolerance sigma}`` when ``A U`` is the identity).
+Euclidean projection onto ``{x : |A x - y| <= tolerance sigma}`` if ``U`` were ``A``'s
+pseudo-inverse; the iterations make up for the difference).
 
 Streaming. The re-acquisition runs over strips of input rows with a halo of output rows, so
 the temporaries are a strip's, not a copy of the whole output; strips give the same map as the
@@ -65,15 +69,18 @@ from zoo.sim.acquisition import FWHM_PER_SIGMA, ScanParams, acquire, estimate_no
 # Local statistic of the warning: mean of z^2 over a LOCAL_WINDOW x LOCAL_WINDOW window.
 LOCAL_WINDOW = 5
 LOCAL_CHI2_LEVEL = 2.0
-# Calibrated (tools/calibrate_consistency.py): the share of input pixels in a disagreeing
-# neighbourhood above which `semzoo enhance` warns (and --strict refuses).
-WARNING_SHARE = 0.05
+# The share of input pixels in a disagreeing neighbourhood above which `semzoo enhance` warns
+# (and --strict refuses). Calibrated by tools/calibrate_consistency.py: the log-midpoint of the
+# largest share of the bundled models on their own simulated specimens (1.1%) and the smallest
+# of a real image where the output is > 1 dB below Lanczos (4.3%); README "Trust".
+WARNING_SHARE = 0.022
 # Pixels this close to the input's border do not count in the summary (the tiles' and the
 # interpolation's border handling, not the model, decides them).
 SUMMARY_BORDER = 4
 # `--consistent`: agree with the input within this many noise sigma (measured: README "Trust").
 PROJECTION_TOLERANCE = 1.0
 DEFAULT_STRIP_ROWS = 256
+NOISE_BINS = 16
 _TUKEY_C = 4.685
 GAIN_RANGE = (0.5, 2.0)
 _MAD_TO_SIGMA = 1.4826
@@ -91,12 +98,51 @@ def input_noise_sigma(image: np.ndarray) -> float:
     alone gives an integer image (1/sqrt(12) grey levels) nor zero."""
     image = np.asarray(image)
     sigma = estimate_noise_sigma(image.astype(np.float32)) if min(image.shape) >= 3 else 0.0
-    floor = 1.0 / math.sqrt(12.0) if image.dtype.kind in "ui" else 1e-6 * max(float(np.ptp(image)), 1e-6)
-    return max(float(sigma), floor)
+    return max(float(sigma), _sigma_floor(image))
+
+
+def _sigma_floor(image: np.ndarray) -> float:
+    return 1.0 / math.sqrt(12.0) if image.dtype.kind in "ui" else 1e-6 * max(float(np.ptp(image)), 1e-6)
+
+
+def noise_sigma_map(image: np.ndarray, *, bins: int = NOISE_BINS) -> np.ndarray:
+    """The input's noise std per pixel (float32, the input's shape), as a function of intensity.
+
+    SEM noise is mostly shot noise, larger where the signal is brighter, so one global sigma
+    over-counts bright particles and under-counts the dark background. The residual against
+    the mean of the 4 edge neighbours (as :func:`estimate_noise_sigma`) is binned by that mean
+    into ``bins`` intensity quantiles; each bin's sigma is its residual's MAD / 0.6745 /
+    sqrt(1.25) (robust: edges are outliers the median ignores), kept at least half the median
+    bin's and the quantisation floor of :func:`input_noise_sigma`, and interpolated linearly in
+    intensity between the bins' median intensities.
+    """
+    img = np.asarray(image, np.float32)
+    floor = _sigma_floor(np.asarray(image))
+    if min(img.shape) < 3:
+        return np.full(img.shape, floor, np.float32)
+    kernel = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.float32)
+    local = cv2.filter2D(img, -1, kernel, borderType=cv2.BORDER_REFLECT)
+    residual = (img - local)[1:-1, 1:-1].ravel()
+    level = local[1:-1, 1:-1].ravel()
+    edges = np.unique(np.quantile(level, np.linspace(0, 1, bins + 1)))
+    which = np.clip(np.searchsorted(edges, level, side="right") - 1, 0, max(len(edges) - 2, 0))
+    centres, sigmas = [], []
+    for k in range(max(len(edges) - 1, 1)):
+        r = residual[which == k]
+        if r.size < 16:
+            continue
+        centres.append(float(np.median(level[which == k])))
+        sigmas.append(float(np.median(np.abs(r - np.median(r)))) * _MAD_TO_SIGMA / math.sqrt(1.25))
+    if not sigmas:
+        return np.full(img.shape, floor, np.float32)
+    sigmas = np.maximum(np.array(sigmas), max(0.5 * float(np.median(sigmas)), floor))
+    centres, first = np.unique(np.array(centres), return_index=True)
+    return np.interp(local, centres, sigmas[first]).astype(np.float32)
 
 
 def _halo_rows(scan: ScanParams) -> int:
-    """Input rows of context a strip needs: Lanczos-4's 4 px, the probe and the dwell box."""
+    """Input rows of context a strip needs: Lanczos-4's 4 px and the probe (the dwell box runs
+    along rows, so it needs none)."""
     reach = 4.0 + abs(scan.phase_y) + 1.0
     if scan.probe_fwhm_px > 0:
         reach += math.ceil(3.0 * scan.probe_fwhm_px / FWHM_PER_SIGMA) + 1
@@ -204,6 +250,7 @@ class ConsistencyMap:
             "threshold": self.threshold,
             "flagged": self.flagged,
             "noise_sigma": round(self.noise_sigma, 6),
+            "noise_model": f"per pixel, by intensity ({NOISE_BINS} bins); noise_sigma is the median",
             "gain": round(self.gain, 6),
             "offset": round(self.offset, 6),
             "scan": self.scan.as_dict(),
@@ -218,7 +265,7 @@ class ConsistencyMap:
 def warning_message(summary: dict) -> str:
     """The one-line warning for a map's :meth:`ConsistencyMap.summary` (no ``warning:`` prefix)."""
     judged = summary.get("before_projection", summary)
-    corrected = " (--consistent made it agree within the noise, not what the model invented at finer scale)" \
+    corrected = " (--consistent corrected it to agree within the noise; what it invented at finer scale remains)" \
         if "before_projection" in summary else ""
     return (
         f"consistency check: in {judged['inconsistent_share']:.1%} of the image (threshold {summary['threshold']:.1%}) "
@@ -226,6 +273,7 @@ def warning_message(summary: dict) -> str:
         f"({judged['share_beyond_3_sigma']:.1%} of pixels beyond 3 sigma){corrected}: it may have invented "
         "structure; try another model (--model) or fine-tune one on your images (semzoo finetune)"
     )
+
 
 def summarise(z: np.ndarray, *, border: int = SUMMARY_BORDER) -> dict:
     """Share beyond 3 sigma, mean |z| and the share in disagreeing neighbourhoods (border excluded)."""
@@ -243,22 +291,31 @@ def summarise(z: np.ndarray, *, border: int = SUMMARY_BORDER) -> dict:
     }
 
 
+def _sigma_per_pixel(image: np.ndarray, noise_sigma) -> np.ndarray:
+    """The noise model: :func:`noise_sigma_map`, or a given constant (or map) ``noise_sigma``."""
+    if noise_sigma is None:
+        return noise_sigma_map(image)
+    sigma = np.broadcast_to(np.asarray(noise_sigma, np.float32), image.shape)
+    if not np.all(sigma > 0):
+        raise ValueError("noise sigma must be positive")
+    return sigma
+
+
 def consistency_map(image: np.ndarray, output: np.ndarray, *, scale: int = 2, scan: ScanParams | None = None,
                     noise_sigma: float | None = None, threshold: float | None = None,
                     strip_rows: int | None = DEFAULT_STRIP_ROWS) -> ConsistencyMap:
     """The data-consistency map of ``output`` (x``scale``) against its ``image`` (see the module docstring)."""
     image = np.asarray(image)
     scan = scan or registered_scan(scale)
-    sigma = input_noise_sigma(image) if noise_sigma is None else float(noise_sigma)
-    if not sigma > 0:
-        raise ValueError(f"noise sigma must be positive, got {sigma}")
+    sigma_px = _sigma_per_pixel(image, noise_sigma)
+    sigma = float(np.median(sigma_px))
     again = reacquire(output, image.shape, scan, strip_rows=strip_rows)
     gain, offset = fit_gain_offset(again, image, sigma)
     z = again
     z *= np.float32(gain)
     z += np.float32(offset)
     z -= image.astype(np.float32)
-    z /= np.float32(sigma)
+    z /= sigma_px
     threshold = WARNING_SHARE if threshold is None else float(threshold)
     return ConsistencyMap(z, sigma, gain, offset, scan, threshold, summarise(z))
 
@@ -273,14 +330,13 @@ def project_consistent(image: np.ndarray, output: np.ndarray, *, scale: int = 2,
     image = np.asarray(image)
     scan = scan or registered_scan(scale)
     tolerance = PROJECTION_TOLERANCE if tolerance is None else float(tolerance)
-    sigma = input_noise_sigma(image) if noise_sigma is None else float(noise_sigma)
+    sigma_px = _sigma_per_pixel(image, noise_sigma)
+    sigma = float(np.median(sigma_px))
     y = image.astype(np.float32)
     x = np.array(output, np.float32)
     gain, offset = fit_gain_offset(reacquire(x, y.shape, scan), y, sigma)
-    if abs(gain) < 1e-6:
-        return x
     h, w = x.shape
-    limit = np.float32(tolerance * sigma)
+    limit = np.float32(tolerance) * sigma_px
     for _ in range(iterations):
         d = reacquire(x, y.shape, scan) * np.float32(gain) + np.float32(offset) - y
         excess = np.sign(d) * np.maximum(np.abs(d) - limit, 0)

@@ -232,7 +232,8 @@ def enhance_job(
                 left=f"input, Lanczos x2 ({sem.pixel_size_nm:g} nm -> {out_pixel:g} nm)",
                 right=f"{run['model']} v{run['version']} ({out_pixel:g} nm)"
                       + (" + consistent" if consistent else ""),
-                consistency=cmap.z,
+                consistency=cmap.judged.z,  # with --consistent: the model's own map, what was corrected
+                third="model's consistency z, before --consistent (grey: agrees; +-5 sigma)" if consistent else "",
             )
             write_png_atomic(job.compare, canvas, overwrite=overwrite)
     except BaseException:
