@@ -50,13 +50,13 @@ def recorder(monkeypatch):
 def test_arguments_reach_the_library(cli, recorder, tmp_path):
     result = cli("finetune", tmp_path / "calib", "--from", "gold-on-carbon@stable", "--name", "new",
                  "--zoo", tmp_path / "zoo", "--steps", "50", "--freeze", "none", "--label", "canary",
-                 "--pixel-size", "56.8", "--hr-pixel-size", "28.4", "--seed", "31")
+                 "--pixel-size", "56.8", "--hr-pixel-size", "28.4", "--seed", "31", "--no-noise-split")
     assert result.exit_code == 0, result.output
     (calib, kwargs), = recorder
     assert calib == tmp_path / "calib"
     assert {k: v for k, v in kwargs.items() if k != "progress"} == {
         "parent": "gold-on-carbon@stable", "name": "new", "zoo_root": tmp_path / "zoo", "steps": 50,
-        "freeze": "none", "label": "canary", "pixel_size_nm": 56.8, "hr_pixel_size_nm": 28.4, "seed": 31}
+        "freeze": "none", "label": "canary", "pixel_size_nm": 56.8, "hr_pixel_size_nm": 28.4, "seed": 31, "noise_split": False}
     out = result.output
     for text in ("Lanczos x2", "parent", "fine-tuned", "22.50", "0.600", "undetected gaps", "fold: held out b [columns 96:]",
                  "published new:3 @canary (parent tiny:1", "+1.50 dB", "warning: a warning", "leave-one-out"):
@@ -68,8 +68,8 @@ def test_defaults_and_json(cli, recorder, tmp_path, monkeypatch):
     result = cli("finetune", tmp_path / "calib", "--from", "m", "--name", "new", "--json")
     assert result.exit_code == 0, result.output
     (_, kwargs), = recorder
-    assert (kwargs["zoo_root"], kwargs["steps"], kwargs["freeze"], kwargs["label"], kwargs["seed"]) == (
-        tmp_path / "env-zoo", None, "encoder", None, 0)
+    assert (kwargs["zoo_root"], kwargs["steps"], kwargs["freeze"], kwargs["label"], kwargs["seed"], kwargs["noise_split"]) == (
+        tmp_path / "env-zoo", None, "encoder", None, 0, True)
     doc = json.loads(result.stdout[result.stdout.index("{"):])
     assert (doc["name"], doc["version"], doc["parent"]) == ("new", 3, "tiny:1")
 
