@@ -12,9 +12,8 @@
 # general (issue 12) is trained after the specimen models, from gold-on-carbon's stable version,
 # on the real micrographs of $SEM_TRAIN (default ../shared/sem-train; never copied into the
 # repository) plus simulated HR images of both specimens, all HR-only; the GaAs nanomembranes
-# are kept out of training and measured with `semzoo evaluate --hr-only` (not landed yet: the
-# stage is off by default, GENERAL=1 runs it once that command exists; issue 12);
-# STEPS_general overrides its 2500 steps.
+# are kept out of training and measured with `semzoo evaluate --hr-only` (GENERAL=0 skips the
+# stage); STEPS_general / STEPS_general_2 override its two stages' 2000 / 1500 steps.
 #
 # Continuation (how gold-on-carbon v2 was made): CONTINUE_gold_on_carbon="gold-on-carbon:1 4600"
 # skips the from-scratch run and trains run-$sample-cont from that version of models/ for 4600
@@ -76,34 +75,50 @@ for sample in ${samples[@]}; do
     --evaluation "report-$sample/results.json"
 done
 
-if [ "${GENERAL:-0}" = 1 ]; then
+if [ "${GENERAL:-1}" = 1 ]; then
   sem_train=${SEM_TRAIN:-"$repo/../shared/sem-train"}
   python=${PYTHON:-python3}
-  [ -d real ] || "$python" "$repo/tools/stage_real_images.py" "$sem_train" real
-  [ -d sim-gold ] || "$semzoo" simulate sim-gold --sample gold-on-carbon --pairs 5 --seed 3000
-  [ -d sim-hydrogel ] || "$semzoo" simulate sim-hydrogel --sample hydrogel --pairs 5 --seed 4000
+  # The real training images plus their magnified views x2, x3, x4 (oversampled fields, the
+  # regime of high-magnification micrographs the originals lack), 2+2 simulated HR images.
+  [ -d real ] || "$python" "$repo/tools/stage_real_images.py" "$sem_train" real 2 3 4
+  [ -d sim-gold ] || "$semzoo" simulate sim-gold --sample gold-on-carbon --pairs 2 --seed 3000
+  [ -d sim-hydrogel ] || "$semzoo" simulate sim-hydrogel --sample hydrogel --pairs 2 --seed 4000
   if [ ! -d raw-general ]; then
     mkdir -p raw-general/hr
     cp real/train/hr/*.tif raw-general/hr/
     cp real/train/sources.json raw-general/
     for s in gold hydrogel; do for f in sim-$s/hr/*.tif; do cp "$f" "raw-general/hr/sim-$s""__$(basename "$f")"; done; done
   fi
-  [ -d data-general ] || "$semzoo" prepare raw-general --out data-general --records-per-image 3 \
+  [ -d data-general ] || "$semzoo" prepare raw-general --out data-general --records-per-image 2 \
     --val-fraction 0.05 --sample-type general
-  if [ ! -f run-general/generator.keras ]; then
-    if [ -d run-general ]; then
-      "$semzoo" train data-general --out run-general --sample-type general --resume
+  # Two stages: from gold-on-carbon with a weak adversarial term, then a weaker one (a general
+  # model must not invent texture on specimens it has not seen).
+  stage_one=run-general-1 stage_two=run-general
+  if [ ! -f $stage_one/generator.keras ]; then
+    if [ -d $stage_one ]; then
+      "$semzoo" train data-general --out $stage_one --sample-type general --resume
     else
-      "$semzoo" train data-general --out run-general --sample-type general --steps "${STEPS_general:-2500}" \
-        --init-from gold-on-carbon --zoo "$repo/models" --set beta=0.5 --set lr_schedule=cosine \
+      "$semzoo" train data-general --out $stage_one --sample-type general --steps "${STEPS_general:-2000}" \
+        --init-from gold-on-carbon --zoo "$repo/models" --set beta=0.2 --set lr_schedule=cosine \
+        --set lr_final_fraction=0.1
+    fi
+  fi
+  if [ ! -f $stage_two/generator.keras ]; then
+    rm -rf stage-general-1
+    "$semzoo" publish $stage_one --name general --zoo stage-general-1
+    if [ -d $stage_two ]; then
+      "$semzoo" train data-general --out $stage_two --sample-type general --resume
+    else
+      "$semzoo" train data-general --out $stage_two --sample-type general --steps "${STEPS_general_2:-1500}" \
+        --init-from general:1 --zoo stage-general-1 --set beta=0.05 --set lr_schedule=cosine \
         --set lr_final_fraction=0.1
     fi
   fi
   rm -rf stage-zoo report-general
-  "$semzoo" publish run-general --name general --zoo stage-zoo
+  "$semzoo" publish $stage_two --name general --zoo stage-zoo
   "$semzoo" evaluate --hr-only real/heldout/hr --model general --zoo stage-zoo \
     --report report-general
-  "$semzoo" publish run-general --name general --zoo "$repo/models" --label stable \
+  "$semzoo" publish $stage_two --name general --zoo "$repo/models" --label stable \
     --evaluation report-general/results.json
 fi
 "$semzoo" zoo config --zoo "$repo/models"
