@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +18,7 @@ import cv2
 import numpy as np
 
 from zoo.errors import UserError
+from zoo.evaluation.report import report_folder
 from zoo.evaluation.real_images import (
     BORDER_PX, COARSE_SHIFTS, FINE_SPAN, FINE_STEP, REFERENCE, ImageResult,
 )
@@ -108,29 +106,12 @@ def write_report(results: Sequence, data: dict, report: Path, *, overwrite: bool
     """Write results.json, report.md and the crop figures into ``report`` atomically."""
     report = Path(report)
     check_report_dir(report, overwrite)
-    report.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{report.name}.", dir=report.parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; a report is for sharing
+    with report_folder(report) as tmp:
         for k, (result, row) in enumerate(zip(results, data["per_image"])):
             row["figure"] = figure_name(k, result.name)
             crop_figure(result, tmp / row["figure"])
         (tmp / "results.json").write_text(json.dumps(data, indent=2) + "\n")
         (tmp / "report.md").write_text(markdown(data))
-        if report.exists():
-            old = report.with_name(f".{report.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            report.rename(old)
-            tmp.rename(report)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(report)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return report
 
 

@@ -15,6 +15,7 @@ then *is* the Lanczos baseline).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -320,17 +321,26 @@ def write_report(
         raise UserError(f"{report_dir} exists and is not a directory")
     if report_dir.is_dir() and any(report_dir.iterdir()) and not overwrite:
         raise UserError(f"{report_dir} exists and is not empty; pass --overwrite to replace it")
-    report_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{report_dir.name}.", dir=report_dir.parent))
-    try:
-        _umask = os.umask(0)
-        os.umask(_umask)
-        tmp.chmod(0o777 & ~_umask)  # mkdtemp makes it private; a report is for sharing
+    with report_folder(report_dir) as tmp:
         figures.gap_profiles(results, tmp / FIGURES["gap_profiles"])
         figures.gap_histograms(results, tmp / FIGURES["gap_histograms"])
         figures.spectra(results, tmp / FIGURES["spectra"])
         (tmp / "results.json").write_text(json.dumps(results_json(results), indent=2) + "\n")
         (tmp / "report.md").write_text(_markdown(results, title))
+    return report_dir
+
+
+@contextlib.contextmanager
+def report_folder(report_dir: Path):
+    """A hidden sibling folder to write a report into; it replaces ``report_dir`` when the block
+    ends without an error, and is removed otherwise, so no partial report is ever left."""
+    report_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{report_dir.name}.", dir=report_dir.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; a report is for sharing
+        yield tmp
         if report_dir.exists():
             old = report_dir.with_name(f".{report_dir.name}.old")
             if old.exists():
@@ -343,7 +353,6 @@ def write_report(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return report_dir
 
 
 def _markdown(results: Sequence[EvaluationResult], title: str) -> str:
