@@ -185,7 +185,8 @@ def test_hr_only_end_to_end_with_a_tiny_model(cli, hr_zoo, tmp_path, rng):
     for row in data["per_image"]:
         assert row["pixel_size_nm"] == pytest.approx(7.1) and row["noise_ceiling_psnr_db"] > 20
         for s in row["candidates"].values():
-            assert set(s) == {"psnr_db", "ssim", "shift_px", "gain", "offset"} and len(s["shift_px"]) == 2
+            assert set(s) == {"psnr_db", "ssim", "psnr_lines_db", "shift_px", "gain", "offset"} and len(s["shift_px"]) == 2
+            assert s["psnr_lines_db"] > 0  # the unscanned lines, scored on their own
         assert (report / row["figure"]).is_file()
     agg = data["aggregate"]
     assert agg["lanczos"]["psnr_db"] > agg["nearest"]["psnr_db"]

@@ -261,11 +261,13 @@ def _print_hr_only_tables(data: dict, report: Path) -> None:
         return "inf" if value is None else format(value, fmt)
 
     table = Table(title=f"{data['images']} real image(s); LR = every second pixel; scored on the pixels it did not sample")
-    for header in ("", "mean PSNR (dB)", "mean SSIM", "vs Lanczos mean (dB)", "vs Lanczos worst (dB)", "below Lanczos"):
+    for header in ("", "mean PSNR (dB)", "mean SSIM", "vs Lanczos mean (dB)", "vs Lanczos worst (dB)", "below Lanczos",
+                   "unscanned lines vs Lanczos (dB)"):
         table.add_column(header, justify="left" if not header else "right", no_wrap=not header)
     for key, a in data["aggregate"].items():
         table.add_row(label(key), f(a["psnr_db"], ".2f"), f(a["ssim"], ".4f"), f(a["psnr_vs_lanczos_db"], "+.2f"),
-                      f(a["worst_psnr_vs_lanczos_db"], "+.2f"), f"{a['images_below_lanczos']}/{data['images']}")
+                      f(a["worst_psnr_vs_lanczos_db"], "+.2f"), f"{a['images_below_lanczos']}/{data['images']}",
+                      f(a["psnr_lines_vs_lanczos_db"], "+.2f"))
     per_image = Table(title="per image: PSNR (dB) and the noise ceiling")
     keys = list(data["aggregate"])
     for header in ("image", "nm/px", "ceiling", *map(label, keys)):

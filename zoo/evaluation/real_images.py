@@ -24,6 +24,13 @@ Scoring, per candidate and image:
    candidate against the HR over the whole image inside the border (sampled pixels included:
    SSIM's 11x11 windows need contiguous pixels, and after the shift no candidate copies them).
 
+4. PSNR on the **unscanned lines** alone (``psnr_lines_db``): the HR rows the LR never visited
+   (odd rows), with its own shift and gain/offset fit. A real detector low-passes the signal
+   along the fast-scan axis (x), so the noise of an unsampled pixel on a scanned line is
+   correlated with the LR samples beside it on that line, and a candidate that carries the LR's
+   noise along x is rewarded there for it. Lines the LR never scanned were recorded at other
+   times and share no noise with it: on them a gain is structure, not copied noise.
+
 Per image the HR's noise (:func:`zoo.sim.acquisition.estimate_noise_sigma` on the scored pixels)
 gives the noise-limited ceiling ``10 log10(range^2 / sigma^2)``: a perfect, noise-free prediction
 still differs from the noisy HR by its noise, so no candidate can score much above it.
@@ -77,6 +84,7 @@ class CandidateScore:
     shift_px: tuple[float, float]  # (dx, dy) applied to the candidate
     gain: float
     offset: float
+    psnr_lines_db: float = math.nan  # on the unscanned lines only (their own shift and gain/offset fit)
 
 
 @dataclass
@@ -179,6 +187,13 @@ def scored_mask(shape: tuple[int, int], border_px: int = BORDER_PX) -> np.ndarra
     return mask
 
 
+def unscanned_lines_mask(shape: tuple[int, int], border_px: int = BORDER_PX) -> np.ndarray:
+    """The scored pixels on the HR rows the LR never scanned (the rows ``y != PHASE[1] mod SCALE``)."""
+    mask = scored_mask(shape, border_px)
+    mask[PHASE[1]::SCALE] = False
+    return mask
+
+
 def shifted(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
     """``image`` moved by (dx, dy) px: Lanczos-4 interpolation, reflected border, float32."""
     img = np.asarray(image, dtype=np.float32)
@@ -212,18 +227,21 @@ def fit_shift(candidate: np.ndarray, hr: np.ndarray, mask: np.ndarray) -> tuple[
     return float(best[0]), float(best[1]), float(best[2])
 
 
-def score(candidate: np.ndarray, hr: np.ndarray, mask: np.ndarray) -> tuple[CandidateScore, np.ndarray]:
-    """The candidate's :class:`CandidateScore` and its shifted, gain/offset-matched image."""
+def score(candidate: np.ndarray, hr: np.ndarray, mask: np.ndarray,
+          lines_mask: np.ndarray | None = None) -> tuple[CandidateScore, np.ndarray]:
+    """The candidate's :class:`CandidateScore` and its shifted, gain/offset-matched image
+    (``lines_mask``: the unscanned lines, scored on their own, see the module docstring)."""
     from zoo.evaluation.quality import fit_intensity, structural_similarity
 
     psnr_db, dx, dy = fit_shift(candidate, hr, mask)
+    psnr_lines = fit_shift(candidate, hr, lines_mask)[0] if lines_mask is not None and lines_mask.any() else math.nan
     moved = shifted(candidate, dx, dy).astype(np.float64)
     gain, offset = fit_intensity(moved, hr, mask=mask)
     matched = gain * moved + offset
     b = BORDER_PX
     ssim = structural_similarity(hr[b:-b, b:-b], matched[b:-b, b:-b], match_intensity=False,
                                  data_range=data_range(hr, mask))
-    return CandidateScore(psnr_db, ssim, (round(dx, 4), round(dy, 4)), gain, offset), matched
+    return CandidateScore(psnr_db, ssim, (round(dx, 4), round(dy, 4)), gain, offset, psnr_lines), matched
 
 
 def data_range(hr: np.ndarray, mask: np.ndarray) -> float:
@@ -272,8 +290,9 @@ def evaluate_image(hr: HrImage, models: Mapping[str, Enhancer] | None = None,
                             f"{lr.shape[1]}x{lr.shape[0]}: not a x2 model")
         candidates[key] = out
     scores, aligned = {}, {}
+    lines = unscanned_lines_mask(image.shape)
     for key, candidate in candidates.items():
-        scores[key], aligned[key] = score(candidate, image, mask)
+        scores[key], aligned[key] = score(candidate, image, mask, lines)
     sigma, ceiling = noise_ceiling(image, mask)
     result = ImageResult(hr.name, hr.path, image.shape, hr.pixel_size_nm, hr.pixel_size_source,
                          peak, sigma, ceiling, scores)
