@@ -2,7 +2,11 @@
 # Retrain the bundled zoo models end to end on simulated data, evaluate them on pairs from seeds
 # never used in training, and publish them into models/ with label `stable`.
 #
-#   tools/retrain_bundled.sh [WORKDIR] [SAMPLE...]     (default: ../semzoo-runs, both samples)
+#   tools/retrain_bundled.sh [WORKDIR] [SAMPLE...]     (default: ../semzoo-runs, all three models)
+#
+# SAMPLE is gold-on-carbon, hydrogel or general; naming some retrains only those (e.g.
+# `tools/retrain_bundled.sh ../semzoo-runs general` retrains general alone, from the
+# gold-on-carbon version that is stable in models/).
 #
 # Resumable: a step whose output exists is skipped, and training continues its run with --resume
 # (it checkpoints every 250 steps and on Ctrl-C). STEPS_gold_on_carbon / STEPS_hydrogel override
@@ -13,7 +17,7 @@
 # on the real micrographs of $SEM_TRAIN (default ../shared/sem-train; never copied into the
 # repository) plus simulated HR images of both specimens, all HR-only; the GaAs nanomembranes
 # are kept out of training and measured with `semzoo evaluate --hr-only` (GENERAL=0 skips the
-# stage); STEPS_general / STEPS_general_2 override its two stages' 2000 / 1500 steps.
+# stage even when named); STEPS_general / STEPS_general_2 override its two stages' 2000 / 1500 steps.
 #
 # Continuation (how gold-on-carbon v2 was made): CONTINUE_gold_on_carbon="gold-on-carbon:1 4600"
 # skips the from-scratch run and trains run-$sample-cont from that version of models/ for 4600
@@ -23,7 +27,16 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-"$repo/../semzoo-runs"}
 shift || true
-samples=("${@:-gold-on-carbon hydrogel}")
+requested=("${@:-gold-on-carbon hydrogel general}")
+samples=() run_general=0
+for name in ${requested[@]}; do
+  case $name in
+    general) run_general=1 ;;
+    gold-on-carbon|hydrogel) samples+=("$name") ;;
+    *) echo "retrain_bundled.sh: unknown model '$name' (gold-on-carbon, hydrogel or general)" >&2; exit 2 ;;
+  esac
+done
+[ "${GENERAL:-1}" = 0 ] && run_general=0
 semzoo=${SEMZOO:-semzoo}
 mkdir -p "$work"
 cd "$work"
@@ -32,7 +45,7 @@ CONTINUE_SETTINGS=${CONTINUE_SETTINGS:-"--set beta=1.0 --set d_learning_rate=2e-
 declare -A train_seed=([gold-on-carbon]=1000 [hydrogel]=2000)
 declare -A test_seed=([gold-on-carbon]=9000 [hydrogel]=9100)
 
-for sample in ${samples[@]}; do
+for sample in ${samples[@]+"${samples[@]}"}; do
   key=${sample//-/_}
   steps_var="STEPS_$key"
   steps=${!steps_var:-}
@@ -75,7 +88,7 @@ for sample in ${samples[@]}; do
     --evaluation "report-$sample/results.json"
 done
 
-if [ "${GENERAL:-1}" = 1 ]; then
+if [ "$run_general" = 1 ]; then
   sem_train=${SEM_TRAIN:-"$repo/../shared/sem-train"}
   python=${PYTHON:-python3}
   # The real training images plus their magnified views x2, x3, x4 (oversampled fields, the

@@ -57,9 +57,9 @@ SOURCES = {
 
 # The simulated HR images retrain_bundled.sh adds beside the real ones.
 SIMULATED = [
-    {"images": "sim-gold__*", "source": "semzoo simulate --sample gold-on-carbon --pairs 5 --seed 3000 (HR side)",
+    {"images": "sim-gold__*", "source": "semzoo simulate --sample gold-on-carbon --pairs 2 --seed 3000 (HR side)",
      "licence": "this project's", "specimen": "simulated gold nanoparticles on carbon"},
-    {"images": "sim-hydrogel__*", "source": "semzoo simulate --sample hydrogel --pairs 5 --seed 4000 (HR side)",
+    {"images": "sim-hydrogel__*", "source": "semzoo simulate --sample hydrogel --pairs 2 --seed 4000 (HR side)",
      "licence": "this project's", "specimen": "simulated hydrogel"},
 ]
 
