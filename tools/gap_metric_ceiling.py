@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from zoo.data.samples import pair_seeds, parse_size, sample_spec  # noqa: E402
+from zoo.sim.samples import pair_seeds, parse_size, sample_spec  # noqa: E402
 from zoo.errors import UserError  # noqa: E402
 from zoo.evaluation.ceiling import gap_metric_ceiling, markdown_ceiling  # noqa: E402
 

@@ -210,7 +210,8 @@ def test_prepare_maps_truth_onto_the_registered_grid(tmp_path, cli):
 
 
 def test_prepare_on_simulated_pairs_maps_the_truth(tmp_path, cli):
-    from zoo.data.simulate import hr_to_lr_coords, simulate_dataset
+    from zoo.sim.dataset import simulate_dataset
+    from zoo.sim.scan import hr_to_lr_coords
 
     simulate_dataset(tmp_path / "raw", "gold-on-carbon", pairs=2, seed=5, size=(320, 256))
     result = cli("prepare", tmp_path / "raw", "--out", tmp_path / "data", "--patch", 64, "--stride", 32)

@@ -122,7 +122,8 @@ def test_cross_validation_smooths_noise_but_keeps_a_local_deformation(rng):
 @pytest.mark.parametrize("sample", ["gold-on-carbon", "hydrogel"])
 def test_simulated_pairs_register_within_half_a_pixel_of_the_truth(sample):
     """Issue 2 acceptance: median residual <= 0.5 HR px against the simulator's true mapping."""
-    from zoo.data.simulate import hr_to_lr_coords, simulate_pair
+    from zoo.sim.scan import hr_to_lr_coords
+    from zoo.sim.simulate import simulate_pair
 
     pair = simulate_pair(sample, seed=3, size=(924, 780))
     reg = register_pair(pair.lr, pair.hr, pair.lr_pixel_size_nm, pair.hr_pixel_size_nm, name=sample)
@@ -136,7 +137,8 @@ def test_simulated_pairs_register_within_half_a_pixel_of_the_truth(sample):
 
 
 def test_small_simulated_pair_registers_within_half_a_pixel():
-    from zoo.data.simulate import hr_to_lr_coords, simulate_pair
+    from zoo.sim.scan import hr_to_lr_coords
+    from zoo.sim.simulate import simulate_pair
 
     pair = simulate_pair("gold-on-carbon", seed=0, size=(384, 320))
     reg = register_pair(pair.lr, pair.hr, pair.lr_pixel_size_nm, pair.hr_pixel_size_nm)

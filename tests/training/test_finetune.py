@@ -20,7 +20,7 @@ GOLD_LR_NM = 14.2  # the tiny parent is published for gold-on-carbon at 14.2 nm 
 
 
 def simulate(out, pairs, seed=3, sample="gold-on-carbon"):
-    from zoo.data.simulate import simulate_dataset
+    from zoo.sim.dataset import simulate_dataset
 
     simulate_dataset(out, sample, pairs=pairs, seed=seed, size=SIZE)
     return out
@@ -182,7 +182,7 @@ def _write_pair(calib, name, lr, hr, lr_nm, hr_nm):
 
 
 def test_refuses_a_ratio_unlike_the_parents_magnification(zoo_copy, tmp_path):
-    from zoo.data.simulate import simulate_pair
+    from zoo.sim.simulate import simulate_pair
 
     pair = simulate_pair("gold-on-carbon", seed=4, size=SIZE)
     calib = tmp_path / "calib"

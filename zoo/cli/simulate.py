@@ -1,4 +1,4 @@
-"""`semzoo simulate`: synthetic LR/HR SEM pairs with ground truth (zoo.data.simulate)."""
+"""`semzoo simulate`: synthetic LR/HR SEM pairs with ground truth (zoo.sim.dataset)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def simulate(
     overwrite: OverwriteOption = False,
 ) -> None:
     """Simulate co-registered low/high-magnification SEM image pairs with known ground truth."""
-    from zoo.data.simulate import check_dataset_args, parse_size, simulate_dataset
+    from zoo.sim.dataset import check_dataset_args, simulate_dataset
+    from zoo.sim.samples import parse_size
 
     width, height = parse_size(size)
     args = dict(

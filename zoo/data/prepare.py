@@ -111,7 +111,7 @@ def _registered_truth(truth: dict, grids: dict[str, tuple], registered_pixel_siz
     x_lr/y_lr coordinates in the native LR crop; particles outside the grid are dropped and
     the rest renumbered (gaps and contacts follow)."""
     try:
-        from zoo.data.simulate import hr_to_lr_coords
+        from zoo.sim.scan import hr_to_lr_coords
     except ImportError:  # pragma: no cover - the simulator ships with semzoo
         hr_to_lr_coords = None
     out = {k: v for k, v in truth.items() if k != "pairs"}

@@ -59,7 +59,7 @@ def gap_metric_ceiling(
     against all planted gaps (how many it resolves); the others count the gaps the target
     shows, as the evaluation's rows do.
     """
-    from zoo.data.simulate import simulate_pair, simulate_signals
+    from zoo.sim.simulate import simulate_pair, simulate_signals
 
     per_image: dict[str, list[GapStats]] = {}
     for k, seed in enumerate(seeds):

@@ -4,6 +4,6 @@
 a finer image: probe blur, point sampling at the scan's pitch and phase, the beam's travel
 during the dwell, shot noise at the dose, scan-line jitter and drift. HR-only data preparation
 (``semzoo prepare`` on ``RAW/hr`` alone), HR-only fine-tuning and the real-image evaluation use
-it; the specimen simulator's own scan geometry and detector live in :mod:`zoo.data.acquisition`
+it; the specimen simulator's own scan geometry and detector live in :mod:`zoo.sim.scan`
 and share its noise and blur definitions (``FWHM_PER_SIGMA``).
 """

@@ -1,6 +1,6 @@
 """How an SEM acquires an image: scan geometry, the true LR/HR mapping, and detection.
 
-Used by :mod:`zoo.data.simulate` (see its docstring for the whole imaging model). A *scan* is
+Used by :mod:`zoo.sim.simulate` (see its docstring for the whole imaging model). A *scan* is
 a JSON-able dict describing one acquisition: pixel (x, y) sees the specimen point (nm)
 
     centre + pixel_size * R(rotation) * ((x, y) - (size - 1) / 2) + drift(x, y)
@@ -20,8 +20,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from zoo.data import specimens
-from zoo.data.samples import SampleSpec
+from zoo.sim import specimens
+from zoo.sim.samples import SampleSpec
 from zoo.sim.acquisition import FWHM_PER_SIGMA  # one definition of the probe width
 
 

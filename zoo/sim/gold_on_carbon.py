@@ -4,7 +4,7 @@ Gold spheres 5-150 nm in diameter (log-normal sizes) lie on an amorphous carbon 
 in aggregates grown from a Thomas-like cluster process; many neighbours are placed at narrow
 planted gaps (3-20 nm, the range that decides between 7.1 and 14.2 nm pixels) or touching.
 :func:`make_gold_on_carbon` returns the exact geometry (for truth.json),
-:func:`render_gold_on_carbon` its yield as :class:`~zoo.data.specimens.YieldLayer` s: carbon
+:func:`render_gold_on_carbon` its yield as :class:`~zoo.sim.specimens.YieldLayer` s: carbon
 grain, sec(theta)-brightened spheres (small ones glowing whole: the edge effect), a weak
 detector-side shading, and the SE2 halo of electrons backscattered by the gold.
 """
@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
-from zoo.data.specimens import Grid, YieldLayer, field_on, sample_px, smooth_noise
+from zoo.sim.specimens import Grid, YieldLayer, field_on, sample_px, smooth_noise
 
 
 # ----------------------------------------------------------------------------------------------

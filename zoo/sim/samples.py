@@ -1,4 +1,4 @@
-"""The simulator's sample types and argument checks (re-exported by :mod:`zoo.data.simulate`).
+"""The simulator's sample types and argument checks (used by :mod:`zoo.sim.simulate` and :mod:`zoo.sim.dataset`).
 
 A :class:`SampleSpec` fixes what the paper fixed per sample (de Haan et al., Sci. Rep. 9,
 12050, 2019, Methods): the two pixel sizes (x2 magnification), and what a microscope user
@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from zoo.data import gold_on_carbon, specimens
+from zoo.sim import gold_on_carbon, specimens
 from zoo.errors import UserError
 
 MIN_SIZE = 64

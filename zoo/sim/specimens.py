@@ -1,14 +1,14 @@
-"""Synthetic specimens for :mod:`zoo.data.simulate`: the fine grid, yield maps, hydrogel.
+"""Synthetic specimens for :mod:`zoo.sim.simulate`: the fine grid, yield maps, hydrogel.
 
 A specimen is rendered once, in specimen coordinates (nm), as additive :class:`YieldLayer` s
 of secondary-electron (SE) yield on grids a few times finer than the high-resolution pixel
-that cover the whole low-resolution field. The imaging model (:mod:`zoo.data.acquisition`)
+that cover the whole low-resolution field. The imaging model (:mod:`zoo.sim.scan`)
 blurs them with the probe and point-samples them at the scanned positions of each
 acquisition, as an SEM does.
 
 The two specimens of de Haan et al. (Sci. Rep. 9, 12050, 2019), Methods:
 
-* ``gold-on-carbon``: :mod:`zoo.data.gold_on_carbon` (gold spheres with planted gaps on
+* ``gold-on-carbon``: :mod:`zoo.sim.gold_on_carbon` (gold spheres with planted gaps on
   amorphous carbon);
 * ``hydrogel``: :func:`render_hydrogel` here, a gold-coated porous polymer network made of
   two layers of random walls (pores of tens to hundreds of nm).
