@@ -100,5 +100,6 @@ def test_real_samples(cli, sem_samples):
     fei, zeiss = json.loads(result.stdout)
     assert (fei["vendor"], fei["width"], fei["height"], fei["databar_rows"]) == ("FEI", 512, 442, 29)
     assert fei["pixel_size_nm"] == pytest.approx(3372.4)
-    assert (zeiss["vendor"], zeiss["width"], zeiss["height"], zeiss["dtype"]) == ("Zeiss", 512, 384, "uint8")
+    assert (zeiss["vendor"], zeiss["width"], zeiss["height"], zeiss["dtype"]) == ("Zeiss", 512, 350, "uint8")
+    assert zeiss["databar_rows"] == 34  # the data zone SmartSEM drew over the bottom rows
     assert zeiss["pixel_size_nm"] == pytest.approx(5965 / 512)

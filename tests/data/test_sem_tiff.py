@@ -137,7 +137,8 @@ def test_real_zeiss_sample(sem_samples):
     sem = read_sem(sem_samples / "test_tiff_Zeiss_SEM_512pix.tif")
     assert sem.vendor == "Zeiss"
     assert sem.image.dtype == np.uint8
-    assert (sem.width, sem.height) == (512, 384)
+    # 384 rows stored; SmartSEM drew its data zone over rows 350-383 (found in the pixels).
+    assert (sem.width, sem.height, sem.databar_rows) == (512, 350, 34)
     # The file was stored at 512 px of a 5.965 um field; its "Pixel Size" 5.825 nm is
     # SmartSEM's 1024-pixel reference frame, so one stored pixel is 5.965 um / 512.
     assert sem.pixel_size_nm == pytest.approx(5965 / 512)

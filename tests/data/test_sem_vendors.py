@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import struct
 
@@ -99,8 +100,19 @@ def test_zeiss_prefers_image_pixel_size_with_its_unit(tmp_path, scan):
     assert (sem.vendor, sem.pixel_size_source) == ("Zeiss", "Zeiss CZ_SEM ap_image_pixel_size")
     assert sem.pixel_size_nm == pytest.approx(14.2)
     assert sem.metadata["ap_image_pixel_size"] == ["Image Pixel Size", 0.0142, "µm"]
-    assert sem.databar_rows == 0  # SmartSEM's data zone overlays the frame; no height to crop by
-    assert any("data-zone" in w for w in sem.warnings)
+    # SmartSEM's data zone overlays the frame and CZ_SEM states no height: found in the pixels.
+    assert (sem.height, sem.databar_rows) == (32, 8)
+    np.testing.assert_array_equal(sem.image, scan[:32].astype(np.uint8))
+    assert any("drawn over the bottom 8 rows" in w for w in sem.warnings)
+
+
+def test_zeiss_image_without_a_data_zone_keeps_every_row_and_says_so(tmp_path, rng):
+    image = rng.integers(0, 4096, (40, 30)).astype(np.uint16)
+    path = tmp_path / "zeiss.tif"
+    zeiss_tiff(path, image, {"ap_image_pixel_size": "Image Pixel Size = 7.1 nm"})
+    sem = read_sem(path)
+    assert (sem.height, sem.databar_rows) == (40, 0)
+    assert any("none was found in the pixels" in w for w in sem.warnings)
 
 
 def test_zeiss_field_width_over_image_width(tmp_path, scan):
@@ -238,6 +250,169 @@ def test_hitachi_sidecar_for_a_resampled_image_rescales(tmp_path, scan):
     assert sem.pixel_size_nm == pytest.approx(7.1)
     assert sem.databar_rows == 0  # widths differ: no trustworthy scan height for this image
     assert any("rescaled" in w for w in sem.warnings)
+
+
+# Hitachi TM4000 / SU series: the [SemImageFile] text in tag 40092 (XPComment, UTF-16LE) and in
+# a UTF-16LE sidecar with a BOM and CRLF line ends; the data bar drawn into the bottom rows.
+
+HITACHI_TEXT = (
+    "[SemImageFile]\r\nInstructName=TM4000\r\nSerialNumber=4000-12\r\nDate=2024/03/01\r\n"
+    "ImageName=TM4000_0001.tif\r\nDataSize=1280x960\r\nPixelSize={pixel}\r\nMagnification=1500\r\n"
+    "SignalName=BSE\r\nAcceleratingVoltage=15000 Volt\r\nMicronMarker=10000\r\n"
+)
+
+
+def hitachi_image(rng, shape=(960, 1280), bar_rows=60) -> np.ndarray:
+    """A noisy uint8 scan with a black data bar drawn into its bottom rows, white text on it."""
+    image = rng.integers(20, 230, shape).astype(np.uint8)
+    bar = image[shape[0] - bar_rows:]
+    bar[:] = 0
+    for x in range(40, shape[1] // 2, 24):  # 'characters' below a blank top margin of the bar
+        bar[6:22, x:x + 12] = 255
+        bar[30:46, x + 4:x + 14] = 255
+    return image
+
+
+def utf16_sidecar(path, text: str) -> None:
+    path.write_bytes(codecs.BOM_UTF16_LE + text.encode("utf-16-le"))
+
+
+def test_hitachi_xpcomment_tag_and_the_data_bar_drawn_over_the_scan(tmp_path, rng):
+    image = hitachi_image(rng)
+    path = tmp_path / "TM4000_0001.tif"
+    raw = HITACHI_TEXT.format(pixel="82.68").encode("utf-16-le") + b"\0\0"
+    tifffile.imwrite(path, image, extratags=[(40092, "B", len(raw), raw, True)])
+    sem = read_sem(path)
+    assert (sem.vendor, sem.pixel_size_source) == ("Hitachi", "Hitachi tag 40092 (XPComment) PixelSize")
+    assert sem.pixel_size_nm == pytest.approx(82.68)
+    assert (sem.height, sem.width, sem.databar_rows) == (900, 1280, 60)
+    np.testing.assert_array_equal(sem.image, image[:900])
+    assert sem.metadata["SemImageFile"]["InstructName"] == "TM4000"
+    assert any("drawn over the bottom 60 rows" in w for w in sem.warnings)
+
+
+def test_hitachi_utf16_sidecar_with_bom_and_crlf(tmp_path, rng):
+    image = hitachi_image(rng)
+    path = tmp_path / "SU_0002.tif"
+    tifffile.imwrite(path, image)
+    utf16_sidecar(path.with_suffix(".txt"), HITACHI_TEXT.format(pixel="82.68").replace("TM4000", "SU8230 µ"))
+    sem = read_sem(path)
+    assert (sem.vendor, sem.pixel_size_source) == ("Hitachi", "Hitachi SU_0002.txt PixelSize")
+    assert sem.pixel_size_nm == pytest.approx(82.68)
+    assert sem.metadata["SemImageFile"]["InstructName"] == "SU8230 µ"
+    assert (sem.height, sem.databar_rows) == (900, 60)
+
+
+def test_hitachi_tag_wins_over_a_disagreeing_sidecar(tmp_path, rng):
+    image = hitachi_image(rng, (96, 128), bar_rows=8)
+    path = tmp_path / "both.tif"
+    text = HITACHI_TEXT.format(pixel="82.68").replace("1280x960", "128x96")
+    raw = text.encode("utf-16-le")
+    tifffile.imwrite(path, image, extratags=[(40092, "B", len(raw), raw, True)])
+    utf16_sidecar(path.with_suffix(".txt"), text.replace("82.68", "41.34"))
+    sem = read_sem(path)
+    assert sem.pixel_size_nm == pytest.approx(82.68)
+    assert sem.pixel_size_source.startswith("Hitachi tag 40092")
+    assert sem.metadata["sidecar"] == "both.txt"
+    assert any("both.txt says 41.34 nm" in w and "using the TIFF's" in w for w in sem.warnings)
+
+
+def test_hitachi_data_size_above_the_stored_height_crops_by_metadata(tmp_path, rng):
+    image = hitachi_image(rng, (104, 128), bar_rows=8)
+    path = tmp_path / "su.tif"
+    raw = HITACHI_TEXT.format(pixel="5.0").replace("1280x960", "128x96").encode("utf-16-le")
+    tifffile.imwrite(path, image, extratags=[(40092, "B", len(raw), raw, True)])
+    sem = read_sem(path)
+    assert (sem.height, sem.databar_rows) == (96, 8)
+    assert not any("found in the pixels" in w for w in sem.warnings)
+
+
+def test_a_windows_comment_in_xpcomment_is_not_hitachi(tmp_path, scan):
+    path = tmp_path / "comment.tif"
+    raw = "sample 3, good focus".encode("utf-16-le")
+    tifffile.imwrite(path, scan, extratags=[(40092, "B", len(raw), raw, True)])
+    sem = read_sem(path)
+    assert (sem.vendor, sem.pixel_size_nm, sem.databar_rows) == ("unknown", None, 0)
+
+
+# JEOL JSM-IT800: $KEY=value text (UTF-16LE) in the EXIF MakerNote, LZW pixels, 1280 wide, a
+# 66-row data bar appended below the 960 image rows ($SM_PNU_HEIGHT).
+
+JEOL_MAKERNOTE = (
+    "$CM_FORMAT=JEOL/SEM\r\n$CM_INSTRUMENT=JSM-IT800\r\n$CM_MAG=100000\r\n$CM_PIXEL_SIZE=1.00nm/pixel\r\n"
+    "$SM_PNU_HEIGHT=960\r\n$CM_ACCEL_VOLT=5.0\r\n$SM_WD=4.1\r\n"
+)
+
+
+def tiff_with_makernote(path, image, makernote: bytes, **kwargs) -> None:
+    """A TIFF whose EXIF IFD (tag 34665) holds one MakerNote (37500, UNDEFINED).
+
+    tifffile does not write EXIF IFDs: a placeholder LONG tag (34666, which sorts right after
+    34665, so the IFD stays sorted) is written, then turned into tag 34665 pointing at an EXIF
+    IFD appended to the file.
+    """
+    placeholder = 34666
+    tifffile.imwrite(path, image, extratags=[(placeholder, "I", 1, 0, True)], **kwargs)
+    with tifffile.TiffFile(path) as tif:
+        entry, byteorder = tif.pages.first.tags[placeholder].offset, tif.byteorder
+    with open(path, "r+b") as handle:
+        end = handle.seek(0, 2)
+        ifd = end + (end & 1)  # IFDs start on a word boundary
+        handle.write(b"\0" * (ifd - end))
+        handle.write(struct.pack(byteorder + "H", 1))
+        handle.write(struct.pack(byteorder + "HHII", 37500, 7, len(makernote), ifd + 2 + 12 + 4))
+        handle.write(struct.pack(byteorder + "I", 0))
+        handle.write(makernote)
+        handle.seek(entry)
+        handle.write(struct.pack(byteorder + "HHII", 34665, 4, 1, ifd))
+
+
+def jeol_it800_image(rng) -> np.ndarray:
+    image = rng.integers(0, 256, (960 + 66, 1280)).astype(np.uint8)
+    image[960:] = 32  # the data bar, appended below the scan
+    return image
+
+
+def test_jeol_it800_makernote_and_lzw(tmp_path, rng):
+    image = jeol_it800_image(rng)
+    path = tmp_path / "IT800_001.tif"
+    tiff_with_makernote(path, image, JEOL_MAKERNOTE.encode("utf-16-le"), compression="lzw")
+    with tifffile.TiffFile(path) as tif:
+        assert tif.pages.first.compression == 5  # LZW, as the JSM-IT800 writes it
+        assert "MakerNote" in tif.pages.first.tags[34665].value
+    sem = read_sem(path)
+    assert (sem.vendor, sem.pixel_size_source) == ("JEOL", "JEOL EXIF MakerNote CM_PIXEL_SIZE")
+    assert sem.pixel_size_nm == pytest.approx(1.0)
+    assert (sem.height, sem.width, sem.databar_rows) == (960, 1280, 66)
+    np.testing.assert_array_equal(sem.image, image[:960])
+    assert sem.metadata["CM_INSTRUMENT"] == "JSM-IT800" and sem.metadata["CM_MAG"] == "100000"
+    json.dumps(sem.metadata)
+
+
+@pytest.mark.parametrize("separator", ["\x00", " ", "\n"])
+def test_jeol_makernote_entries_however_separated(tmp_path, rng, separator):
+    image = rng.integers(0, 256, (40, 32)).astype(np.uint8)
+    note = separator.join(["$CM_MAG=5000", "$CM_PIXEL_SIZE=2.5nm/pixel", "$SM_PNU_HEIGHT=34"])
+    path = tmp_path / "jeol.tif"
+    tiff_with_makernote(path, image, note.encode("utf-16-le"))
+    sem = read_sem(path)
+    assert (sem.vendor, sem.pixel_size_nm, sem.databar_rows) == ("JEOL", pytest.approx(2.5), 6)
+
+
+def test_jeol_makernote_rows_above_bar_beyond_the_image_crop_nothing(tmp_path, rng):
+    image = rng.integers(0, 256, (40, 32)).astype(np.uint8)
+    path = tmp_path / "jeol.tif"
+    tiff_with_makernote(path, image, "$CM_PIXEL_SIZE=1.00nm/pixel\r\n$SM_PNU_HEIGHT=960\r\n".encode("utf-16-le"))
+    sem = read_sem(path)
+    assert (sem.vendor, sem.height, sem.databar_rows) == ("JEOL", 40, 0)
+    assert any("960 rows" in w for w in sem.warnings)
+
+
+def test_another_vendors_makernote_is_not_jeol(tmp_path, scan):
+    path = tmp_path / "camera.tif"
+    tiff_with_makernote(path, scan, b"Nikon\x00\x02\x10\x00\x00MM\x00*\x00\x00\x00\x08")
+    sem = read_sem(path)
+    assert (sem.vendor, sem.pixel_size_nm) == ("unknown", None)
 
 
 JEOL_TEXT = (

@@ -1,7 +1,8 @@
 """Read SEM TIFFs with their pixel size in nm; write TIFFs that keep it (and their provenance).
 
 :func:`read_sem` returns the scan as a 2-D array in its original dtype with the vendor's data
-bar cropped off (using the scan height the metadata states, never by guessing from pixels),
+bar cropped off (using the scan height the metadata states; only for vendors that draw the bar
+over the scan and state no height, by the bar's own signature, :mod:`zoo.data.databar`),
 the pixel size in nanometres and where it came from (:mod:`zoo.data.vendors`,
 :mod:`zoo.data.vendor_text`); other pixel layouts become gray as :mod:`zoo.data.sem_pixels`
 says, each conversion noted in ``SemImage.warnings``.
@@ -30,6 +31,7 @@ import numpy as np
 import tifffile
 
 from zoo.data import vendors
+from zoo.data.databar import drawn_databar_rows
 from zoo.data.sem_pixels import check_pixels, to_gray
 from zoo.errors import UserError
 
@@ -145,6 +147,19 @@ def read_sem(
                 f"metadata says the scan has {info.scan_height} rows but the image has "
                 f"{image.shape[0]}; nothing cropped"
             )
+    elif info.databar_drawn_over:
+        databar_rows = drawn_databar_rows(image)
+        if databar_rows:
+            image = image[: image.shape[0] - databar_rows]
+            warnings.append(
+                f"{info.vendor}: data bar drawn over the bottom {databar_rows} rows (found in the pixels: "
+                "its metadata states no height); cropped"
+            )
+        else:
+            warnings.append(
+                f"{info.vendor}: the metadata states no data-bar height and none was found in the pixels; "
+                "if the image shows one, its rows are kept"
+            )
     if image.shape[0] < 2:
         raise UserError(f"{path}: only {image.shape[0]} row(s) left above the data bar")
 
@@ -216,6 +231,11 @@ def _read_first_page(path: Path, max_pixels: int, warnings: list[str]):
         try:
             data = page.asarray()
         except Exception as exc:  # noqa: BLE001 - codec errors, short reads
+            if "imagecodecs" in str(exc):  # LZW etc. without semzoo's imagecodecs dependency
+                raise UserError(
+                    f"{path}: {page.compression.name}-compressed; reading it needs the imagecodecs "
+                    "package (pip install imagecodecs)"
+                ) from None
             raise UserError(f"{path}: pixel data unreadable, truncated or corrupt ({_reason(exc)})") from None
         image = to_gray(data, page, path, warnings)
     return info, image

@@ -4,7 +4,7 @@ Each ``from_*`` function looks at an open :class:`tifffile.TiffFile` (never at p
 returns a :class:`VendorInfo` when the file is that vendor's, else ``None``. tifffile's own
 parsers decode FEI/Thermo Fisher (``fei_metadata``), Zeiss (``sem_metadata``, tag 34118),
 ImageJ (``imagej_metadata``) and OME-XML; TESCAN, JEOL and Hitachi, which tifffile does not
-decode, are parsed from their plain text in :mod:`zoo.data.vendor_text`. :func:`identify`
+decode, are parsed from their text (in tags or sidecars) in :mod:`zoo.data.vendor_text`. :func:`identify`
 tries them in a fixed order, most specific first.
 
 Plain TIFF resolution tags (XResolution with a cm/inch unit) are deliberately not read: SEM
@@ -53,6 +53,9 @@ class VendorInfo:
     pixel_size_nm: float | None = None
     pixel_size_source: str = "none"
     scan_height: int | None = None  # rows of the scan proper; rows below it are the data bar
+    # The vendor draws its data bar over the bottom rows of the scan and states no height for
+    # it (Zeiss, Hitachi with DataSize = the image): read_sem looks for it (zoo.data.databar).
+    databar_drawn_over: bool = False
     metadata: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -252,8 +255,8 @@ def from_zeiss(tif, width: int, height: int) -> VendorInfo | None:
         info.pixel_size_nm = display_pixel * _ZEISS_REFERENCE_WIDTH / width
         info.pixel_size_source = "Zeiss CZ_SEM ap_pixel_size x 1024 / image width"
     # SmartSEM draws its data zone over the bottom of the frame (the field height covers every
-    # row) and CZ_SEM states no height for it, so there is nothing trustworthy to crop by.
-    info.warnings.append("Zeiss: CZ_SEM gives no data-zone height; if the image shows one, its rows are kept")
+    # row) and CZ_SEM states no height for it.
+    info.databar_drawn_over = True
     if display_pixel and info.pixel_size_nm and not image_pixel:
         expected = display_pixel * _ZEISS_REFERENCE_WIDTH / width
         if abs(expected / info.pixel_size_nm - 1) > 0.01:
@@ -334,8 +337,9 @@ CONTAINER_READERS: tuple[Reader, ...] = (from_ome, from_imagej)
 def identify(tif, path: Path, width: int, height: int) -> VendorInfo:
     """The first vendor whose metadata this file carries; vendor "unknown" otherwise.
 
-    Order: semzoo's own record, FEI, Zeiss, TESCAN (tags in the file), then JEOL/Hitachi
-    sidecars beside it, then the generic OME and ImageJ containers.
+    Order: semzoo's own record, FEI, Zeiss, TESCAN, Hitachi (XPComment), JEOL (EXIF
+    MakerNote): tags in the file, each vendor's own tag before its sidecar; then JEOL/Hitachi
+    ``.txt`` sidecars beside it; then the generic OME and ImageJ containers.
     """
     from zoo.data import vendor_text  # TESCAN, JEOL, Hitachi: the formats tifffile leaves alone
 
@@ -343,7 +347,11 @@ def identify(tif, path: Path, width: int, height: int) -> VendorInfo:
         info = reader(tif, width, height)
         if info is not None:
             return info
-    info = vendor_text.from_tescan(tif, path, width, height) or vendor_text.from_txt_sidecar(path, width, height)
+    for text_reader in (vendor_text.from_tescan, vendor_text.from_hitachi_tag, vendor_text.from_jeol_makernote):
+        info = text_reader(tif, path, width, height)
+        if info is not None:
+            return info
+    info = vendor_text.from_txt_sidecar(path, width, height)
     if info is not None:
         return info
     for reader in CONTAINER_READERS:
