@@ -70,7 +70,7 @@ def test_defaults_and_json(cli, recorder, tmp_path, monkeypatch):
     (_, kwargs), = recorder
     assert (kwargs["zoo_root"], kwargs["steps"], kwargs["freeze"], kwargs["label"], kwargs["seed"], kwargs["noise_split"]) == (
         tmp_path / "env-zoo", None, "encoder", None, 0, True)
-    doc = json.loads(result.stdout[result.stdout.index("{"):])
+    doc = json.loads(result.stdout)  # stdout holds the JSON alone
     assert (doc["name"], doc["version"], doc["parent"]) == ("new", 3, "tiny:1")
 
 

@@ -59,3 +59,12 @@ def test_broken_pipe_is_not_an_internal_error(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert b"Traceback" not in err
     assert b"internal error" not in err
+
+
+def test_progress_bars_draw_on_stderr_so_stdout_stays_machine_readable(capsys):
+    from zoo.cli.options import progress_bar
+
+    with progress_bar("fine-tuning", total=4) as update:
+        update(4)
+    out, err = capsys.readouterr()
+    assert out == "" and "fine-tuning" in err and "4/4" in err

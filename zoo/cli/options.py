@@ -38,8 +38,10 @@ ProgressCallback = Callable[[int, int], None]
 def progress_bar(description: str, total: int | None = None) -> Iterator[Callable[..., None]]:
     """A rich progress bar with ETA; yields ``update(done, total=None, description=None)``.
 
-    Library functions take a plain ``progress(done, total)`` callback; pass this one.
+    Library functions take a plain ``progress(done, total)`` callback; pass this one. The bar
+    is drawn on stderr, so a command's stdout (a table, or ``--json``) stays clean for pipes.
     """
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -57,6 +59,7 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Callabl
         TextColumn("ETA"),
         TimeRemainingColumn(),
         transient=False,
+        console=Console(stderr=True),
     ) as bar:
         task = bar.add_task(description, total=total)
 
