@@ -197,6 +197,20 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._lock = threading.Lock()
 
     def Predict(self, request, context):  # noqa: N802 - gRPC method name
+        try:
+            return self.predict(request)
+        except ServingError as error:
+            _abort(context, error)
+
+    def GetModelMetadata(self, request, context):  # noqa: N802 - gRPC method name
+        try:
+            return self.get_model_metadata(request)
+        except ServingError as error:
+            _abort(context, error)
+
+    # The calls themselves, raising ServingError: gRPC above and REST (zoo.server.rest) use them.
+    def predict(self, request):
+        """A PredictRequest's PredictResponse."""
         from tensorflow_serving.apis import predict_pb2
 
         with self._lock:
@@ -210,40 +224,36 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response = predict_pb2.PredictResponse()
             run_predict(loaded, request, response, as_content=self.as_content)
             return response
-        except ServingError as error:
-            _abort(context, error)
         finally:
             with self._lock:
                 self.in_flight -= 1
 
-    def GetModelMetadata(self, request, context):  # noqa: N802 - gRPC method name
+    def get_model_metadata(self, request):
+        """A GetModelMetadataRequest's GetModelMetadataResponse."""
         from tensorflow_serving.apis import get_model_metadata_pb2
 
-        try:
-            if not request.HasField("model_spec"):
-                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
-            if not request.metadata_field:
+        if not request.HasField("model_spec"):
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
+        if not request.metadata_field:
+            raise ServingError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "GetModelMetadataRequest must specify at least one metadata_field",
+            )
+        for metadata_field in request.metadata_field:
+            if metadata_field != "signature_def":
                 raise ServingError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    "GetModelMetadataRequest must specify at least one metadata_field",
+                    grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {metadata_field} is not supported"
                 )
-            for metadata_field in request.metadata_field:
-                if metadata_field != "signature_def":
-                    raise ServingError(
-                        grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {metadata_field} is not supported"
-                    )
-            version, label = _spec_version(request.model_spec)
-            loaded = self.manager.lookup(request.model_spec.name, version, label)
-            signature_map = get_model_metadata_pb2.SignatureDefMap()
-            for key, signature in loaded.signature_defs.items():
-                signature_map.signature_def[key].CopyFrom(signature)
-            response = get_model_metadata_pb2.GetModelMetadataResponse()
-            response.model_spec.name = loaded.name
-            response.model_spec.version.value = loaded.version
-            response.metadata["signature_def"].Pack(signature_map)
-            return response
-        except ServingError as error:
-            _abort(context, error)
+        version, label = _spec_version(request.model_spec)
+        loaded = self.manager.lookup(request.model_spec.name, version, label)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for key, signature in loaded.signature_defs.items():
+            signature_map.signature_def[key].CopyFrom(signature)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = loaded.name
+        response.model_spec.version.value = loaded.version
+        response.metadata["signature_def"].Pack(signature_map)
+        return response
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
@@ -254,23 +264,27 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         self._reload_config = reload_config  # callable(ModelServerConfig) -> None, raises UserError
 
     def GetModelStatus(self, request, context):  # noqa: N802 - gRPC method name
-        from tensorflow_serving.apis import get_model_status_pb2
-
         try:
-            if not request.HasField("model_spec"):
-                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
-            name = request.model_spec.name
-            # As get_model_status_impl.cc: only an explicit version narrows the answer; a
-            # version_label is ignored (all versions are listed).
-            version, _label = _spec_version(request.model_spec)
-            response = get_model_status_pb2.GetModelStatusResponse()
-            for number, status in self.manager.status(name, version):
-                entry = response.model_version_status.add(version=number, state=status.state)
-                entry.status.error_code = status.error_code
-                entry.status.error_message = status.error_message
-            return response
+            return self.get_model_status(request)
         except ServingError as error:
             _abort(context, error)
+
+    def get_model_status(self, request):
+        """A GetModelStatusRequest's GetModelStatusResponse, raising ServingError (gRPC and REST)."""
+        from tensorflow_serving.apis import get_model_status_pb2
+
+        if not request.HasField("model_spec"):
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
+        name = request.model_spec.name
+        # As get_model_status_impl.cc: only an explicit version narrows the answer; a
+        # version_label is ignored (all versions are listed).
+        version, _label = _spec_version(request.model_spec)
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for number, status in self.manager.status(name, version):
+            entry = response.model_version_status.add(version=number, state=status.state)
+            entry.status.error_code = status.error_code
+            entry.status.error_message = status.error_message
+        return response
 
     def HandleReloadConfigRequest(self, request, context):  # noqa: N802 - gRPC method name
         from tensorflow_serving.apis import model_management_pb2
