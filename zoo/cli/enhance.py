@@ -2,45 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Iterator, List
 
 import typer
 
-from zoo.cli.options import OverwriteOption, PixelSizeOption, ZooOption, default_zoo, progress_bar
+from zoo.cli.options import (
+    CompareOption,
+    ConsistentOption,
+    ModelOption,
+    OverwriteOption,
+    PixelSizeOption,
+    ServerOption,
+    StrictOption,
+    TileSizeOption,
+    ZooOption,
+    default_zoo,
+    progress_bar,
+)
 
 
 def enhance(
     inputs: Annotated[List[Path], typer.Argument(help="SEM TIFF files and/or folders of them.", show_default=False)],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output TIFF (one input) or folder (several).")],
-    model: Annotated[
-        Optional[str],
-        typer.Option("--model", help="NAME, NAME:VERSION or NAME@LABEL (default: the model matching each image's pixel size)."),
-    ] = None,
-    server: Annotated[
-        Optional[str],
-        typer.Option("--server", help="HOST:PORT of TF Serving / `semzoo serve`; comma-separate replicas. Default: serve the zoo in-process."),
-    ] = None,
+    model: ModelOption = None,
+    server: ServerOption = None,
     zoo: ZooOption = None,
     pixel_size: PixelSizeOption = None,
-    compare: Annotated[
-        bool, typer.Option("--compare", help="Also write NAME.compare.png: Lanczos x2 input | output.")
-    ] = False,
+    compare: CompareOption = False,
     overwrite: OverwriteOption = False,
-    tile_size: Annotated[
-        Optional[int],
-        typer.Option("--tile-size", min=8, help="LR tile edge in px (default: the model card's); larger is faster on big images."),
-    ] = None,
-    strict: Annotated[
-        bool,
-        typer.Option("--strict", help="Refuse images whose pixel size is >10% off the model's, and do not write "
-                                      "an output the consistency check flags (exit 2)."),
-    ] = False,
-    consistent: Annotated[
-        bool,
-        typer.Option("--consistent", help="Correct each output by back-projection so that, re-acquired onto the "
-                                          "input's grid, it agrees with the input within its noise."),
-    ] = False,
+    tile_size: TileSizeOption = None,
+    strict: StrictOption = False,
+    consistent: ConsistentOption = False,
 ) -> None:
     """Enhance SEM images x2 with a zoo model; writes TIFFs with the new pixel size and provenance.
 
@@ -55,10 +49,8 @@ def enhance(
     """
     import warnings
 
-    from zoo.client.client import EnhanceClient
     from zoo.client.consistency import warning_message
     from zoo.client.files import ModelSpec, enhance_job, plan, read_checked
-    from zoo.errors import UserError
 
     spec = ModelSpec.parse(model) if model is not None else None
     jobs = plan(inputs, out, compare=compare, overwrite=overwrite)
@@ -71,6 +63,48 @@ def enhance(
         for message in sem.warnings:
             typer.echo(f"warning: {job.source}: {message}", err=True)
         del sem  # one image in memory at a time, however many inputs
+
+    with enhance_session(zoo, server, spec, pixel_sizes, strict=strict, tile_size=tile_size) as (client, server_text):
+        with progress_bar("enhancing", None) as update, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if strict:  # refuse before writing anything, not halfway through a folder
+                for job, size in zip(jobs, pixel_sizes):
+                    info = client.model_info() if client.model else client.choose_model(size)
+                    client.check_pixel_size(info, size, strict=True)
+            for job in jobs:  # the server is up and the model known: now outputs may appear
+                job.output.parent.mkdir(parents=True, exist_ok=True)
+            for i, job in enumerate(jobs, 1):
+                name = f"[{i}/{len(jobs)}] {job.source.name}"
+                update(0, description=name)
+                result = enhance_job(
+                    job, client, pixel_size_nm=pixel_size, server=server_text, overwrite=overwrite,
+                    progress=lambda done, total, name=name: update(done, total=total, description=name),
+                    consistent=consistent, strict=strict,
+                )
+                if result["consistency"]["flagged"]:
+                    typer.echo(f"warning: {job.source}: {warning_message(result['consistency'])}", err=True)
+                typer.echo(result_line(job, result))
+        for warning in caught:
+            typer.echo(f"warning: {warning.message}", err=True)
+
+
+def result_line(job, result: dict) -> str:
+    """``IN -> OUT (model vN, 14.2 nm -> 7.1 nm)``: what `semzoo enhance` prints per image."""
+    return (
+        f"{job.source} -> {job.output} ({result['model']} v{result['model_version']}, "
+        f"{result['input_pixel_size_nm']:g} nm -> {result['input_pixel_size_nm'] / result['scale']:g} nm)"
+    )
+
+
+@contextlib.contextmanager
+def enhance_session(zoo, server: str | None, spec, pixel_sizes: list[float] | None, *, strict: bool,
+                    tile_size: int | None) -> Iterator[tuple]:
+    """The EnhanceClient `semzoo enhance` and `semzoo watch` enhance through, and the server
+    text their provenance records: ``--server`` targets, or an embedded server of the zoo
+    serving the version(s) ``pixel_sizes`` need (None: every model of the zoo, for images yet
+    to arrive), stopped on exit."""
+    from zoo.client.client import EnhanceClient
+    from zoo.errors import UserError
 
     zoo_dir = Path(zoo) if zoo is not None else default_zoo()
     embedded = None
@@ -94,30 +128,8 @@ def enhance(
             candidates=names,
             strict=strict,
             tile_size=tile_size,
-        ) as client, progress_bar("enhancing", None) as update, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            if strict:  # refuse before writing anything, not halfway through a folder
-                for job, size in zip(jobs, pixel_sizes):
-                    info = client.model_info() if client.model else client.choose_model(size)
-                    client.check_pixel_size(info, size, strict=True)
-            for job in jobs:  # the server is up and the model known: now outputs may appear
-                job.output.parent.mkdir(parents=True, exist_ok=True)
-            for i, job in enumerate(jobs, 1):
-                name = f"[{i}/{len(jobs)}] {job.source.name}"
-                update(0, description=name)
-                result = enhance_job(
-                    job, client, pixel_size_nm=pixel_size, server=server_text, overwrite=overwrite,
-                    progress=lambda done, total, name=name: update(done, total=total, description=name),
-                    consistent=consistent, strict=strict,
-                )
-                if result["consistency"]["flagged"]:
-                    typer.echo(f"warning: {job.source}: {warning_message(result['consistency'])}", err=True)
-                typer.echo(
-                    f"{job.source} -> {job.output} ({result['model']} v{result['model_version']}, "
-                    f"{result['input_pixel_size_nm']:g} nm -> {result['input_pixel_size_nm'] / result['scale']:g} nm)"
-                )
-        for warning in caught:
-            typer.echo(f"warning: {warning.message}", err=True)
+        ) as client:
+            yield client, server_text
     finally:
         if embedded is not None:
             embedded.stop(grace=0)
@@ -129,11 +141,12 @@ def _zoo_model_names(zoo_dir: Path) -> list[str]:
     return Zoo(zoo_dir).models()
 
 
-def _start_embedded(zoo_dir: Path, spec, pixel_sizes: list[float]):
+def _start_embedded(zoo_dir: Path, spec, pixel_sizes: list[float] | None):
     """Serve just the version(s) these images need, from the zoo, on a free loopback port.
 
     With no model named, that is, per image, :func:`zoo.client.model_choice.choose_model`'s
-    pick (the client makes the same choice among the served ones).
+    pick (the client makes the same choice among the served ones); with ``pixel_sizes`` None
+    (images not known yet), every model's version.
     """
     from zoo.client.files import ModelSpec
     from zoo.client.model_choice import choose_model
@@ -152,7 +165,7 @@ def _start_embedded(zoo_dir: Path, spec, pixel_sizes: list[float]):
             raise UserError(f"the zoo at {zoo_dir} has no models; publish one or pass --zoo")
         resolved = dict(store.resolve(n) for n in names)
         cards = {n: store.card(n, v) for n, v in resolved.items()}
-        needed = {choose_model(cards, p) for p in pixel_sizes}
+        needed = set(cards) if pixel_sizes is None else {choose_model(cards, p) for p in pixel_sizes}
         chosen = {n: resolved[n] for n in sorted(needed)}
     embedded = serve_zoo_versions(store.root, {name: [version] for name, version in chosen.items()})
     return embedded, [embedded.target], sorted(chosen), spec

@@ -29,6 +29,33 @@ PixelSizeOption = Annotated[
     typer.Option("--pixel-size", min=0.0, help="Pixel size in nm; overrides the file's metadata."),
 ]
 SeedOption = Annotated[int, typer.Option("--seed", help="Random seed (results are deterministic per seed).")]
+
+# `semzoo enhance` and `semzoo watch`: how an image is enhanced.
+ModelOption = Annotated[
+    Optional[str],
+    typer.Option("--model", help="NAME, NAME:VERSION or NAME@LABEL (default: the model matching each image's pixel size)."),
+]
+ServerOption = Annotated[
+    Optional[str],
+    typer.Option("--server", help="HOST:PORT of TF Serving / `semzoo serve`; comma-separate replicas. Default: serve the zoo in-process."),
+]
+CompareOption = Annotated[
+    bool, typer.Option("--compare", help="Also write NAME.compare.png: Lanczos x2 input | output.")
+]
+TileSizeOption = Annotated[
+    Optional[int],
+    typer.Option("--tile-size", min=8, help="LR tile edge in px (default: the model card's); larger is faster on big images."),
+]
+StrictOption = Annotated[
+    bool,
+    typer.Option("--strict", help="Refuse images whose pixel size is >10% off the model's, and do not write "
+                                  "an output the consistency check flags."),
+]
+ConsistentOption = Annotated[
+    bool,
+    typer.Option("--consistent", help="Correct each output by back-projection so that, re-acquired onto the "
+                                      "input's grid, it agrees with the input within its noise."),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 
 ProgressCallback = Callable[[int, int], None]
