@@ -57,11 +57,46 @@ def test_noise_variance_follows_the_dose(dose):
     assert record.var() == pytest.approx(sigma**2 / dose, rel=0.08)
 
 
+def test_shot_noise_is_poisson_and_scales_with_dose():
+    gain_shape, read_noise = 4.0, 1.0  # the simulator's detector (zoo.sim.samples.SampleSpec)
+    signal = np.full((200, 200), 0.4, dtype=np.float32)
+    excess = 1.0 + 1.0 / gain_shape
+    rel = {}
+    for dose in (50.0, 800.0):
+        counts = A.detect(np.random.default_rng(0), signal, dose, gain_shape=gain_shape, read_noise=read_noise)
+        mean = 0.4 * dose
+        assert counts.dtype == np.float32 and counts.mean() == pytest.approx(mean, rel=0.02)
+        assert counts.var() == pytest.approx(mean * excess + read_noise**2, rel=0.05)
+        rel[dose] = counts.std() / counts.mean()
+    assert rel[50.0] / rel[800.0] == pytest.approx(4.0, rel=0.08)  # SNR grows as sqrt(dose)
+
+
+def test_line_jitter_is_random_per_line_with_optional_mains_hum():
+    # Without hum: exactly the per-line normal draws acquire() has always used.
+    jitter = A.line_jitter(np.random.default_rng(1), 4000, 0.2)
+    np.testing.assert_array_equal(jitter, np.random.default_rng(1).normal(0.0, 0.2, 4000))
+    assert not A.line_jitter(np.random.default_rng(1), 50, 0.0).any()
+    hum = A.line_jitter(np.random.default_rng(2), 4000, 0.0, hum_px=0.1)
+    assert np.abs(hum).max() == pytest.approx(0.1, rel=0.01)
+    assert np.std(hum) == pytest.approx(0.1 / math.sqrt(2), rel=0.05)
+
+
+def test_linear_drift_grows_with_the_time_of_the_visit():
+    size = (12, 10)  # width, height
+    x, y = np.array([0.0, 11.0, 0.0]), np.array([0.0, 0.0, 9.0])
+    t = np.array([0.0, 11 / 12 / 10, 9 / 10])  # line after line, x along each line
+    np.testing.assert_allclose(A.frame_time(x, y, size), t)
+    dx, dy = A.linear_drift(x, y, size, (2.0, -1.0))
+    np.testing.assert_allclose(dx, 2.0 * t)
+    np.testing.assert_allclose(dy, -1.0 * t)
+
+
 def test_probe_blur_has_the_fwhm_asked_for():
     hr = np.zeros((64, 64), np.float32)
     hr[:, 32] = 1.0  # a line: its record's profile is the probe's
     fwhm = 5.0
-    blurred = A._blurred(hr, A.ScanParams(probe_fwhm_px=fwhm))
+    blurred = A.probe_blur(hr, fwhm)
+    np.testing.assert_array_equal(blurred, A._blurred(hr, A.ScanParams(probe_fwhm_px=fwhm)))
     profile = blurred[32]
     above = np.flatnonzero(profile >= profile.max() / 2)
     # Half-maximum width, interpolated between samples on either side.

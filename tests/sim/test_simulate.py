@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from zoo.sim import samples, scan, specimens
+from zoo.sim import acquisition, samples, scan, specimens
 from zoo.sim import simulate as sim
 from zoo.errors import UserError
 
@@ -151,7 +151,7 @@ def test_point_sampling_aliases_a_fine_grating():
     x = np.arange(grid.width) * g
     grating = (1.0 + np.cos(2 * np.pi * x / 17.75)).astype(np.float32)
     layer = specimens.YieldLayer(np.tile(grating, (grid.height, 1)), grid)
-    blurred = scan.probe_blur(layer, 3.0)
+    blurred = sim.probe_blur_layer(layer, 3.0)
     px = np.arange(400) * 14.2 + 100.0
     lr = specimens.sample_layers([blurred], px, np.full_like(px, 7.0))
     spectrum = np.abs(np.fft.rfft(lr - lr.mean())) / (lr.size / 2)
@@ -177,20 +177,6 @@ def test_lr_signal_is_point_sampled_not_area_averaged():
         return f[np.hypot(fx, fy) > 0.3].sum() / f.sum()
 
     assert high_fraction(lr) > 1.5 * high_fraction(binned)
-
-
-def test_shot_noise_is_poisson_and_scales_with_dose():
-    spec = samples.SAMPLE_TYPES["gold-on-carbon"]
-    signal = np.full((200, 200), 0.4, dtype=np.float32)
-    excess = 1.0 + 1.0 / spec.detector_gain_shape
-    rel = {}
-    for dose in (50.0, 800.0):
-        counts = scan.detect(np.random.default_rng(0), signal, dose, spec)
-        mean = 0.4 * dose
-        assert counts.mean() == pytest.approx(mean, rel=0.02)
-        assert counts.var() == pytest.approx(mean * excess + spec.read_noise**2, rel=0.05)
-        rel[dose] = counts.std() / counts.mean()
-    assert rel[50.0] / rel[800.0] == pytest.approx(4.0, rel=0.08)  # SNR grows as sqrt(dose)
 
 
 def test_images_carry_poisson_noise_for_their_dose():
@@ -282,7 +268,7 @@ def test_parse_size_and_bad_arguments():
 
 def test_scan_line_jitter_is_a_fraction_of_a_pixel_with_mains_hum():
     spec = samples.SAMPLE_TYPES["gold-on-carbon"]
-    jitter = scan.line_jitter(np.random.default_rng(3), spec, 4096)
+    jitter = acquisition.line_jitter(np.random.default_rng(3), 4096, spec.jitter_px, hum_px=spec.hum_px)
     expected = math.sqrt(spec.jitter_px**2 + spec.hum_px**2 / 2)
     assert np.std(jitter) == pytest.approx(expected, rel=0.1) and np.abs(jitter).max() < 0.6
     power = np.abs(np.fft.rfft(jitter)) ** 2
@@ -293,3 +279,24 @@ def test_scan_line_jitter_is_a_fraction_of_a_pixel_with_mains_hum():
     shaken = scan.sample_positions(hr_scan, jitter[:64])
     shift = (shaken[0] - steady[0]) / hr_scan["pixel_size_nm"]
     np.testing.assert_allclose(shift[:, 0], jitter[:64], atol=0.01)
+
+
+def test_the_simulators_probe_is_the_acquisition_models():
+    # One probe: the simulator blurs a specimen layer with acquisition.probe_blur, in grid pixels.
+    grid = specimens.Grid(0.0, 0.0, 7.1 / 4, 64, 48)
+    image = np.random.default_rng(0).random(grid.shape, dtype=np.float32)
+    layer = specimens.YieldLayer(image, grid)
+    for fwhm_nm in (3.0, 4.3, 12.0):
+        blurred = sim.probe_blur_layer(layer, fwhm_nm)
+        np.testing.assert_array_equal(blurred.image, acquisition.probe_blur(image, fwhm_nm / grid.spacing_nm))
+    assert sim.probe_blur_layer(layer, 0.5).image is image  # sigma < 0.2 grid pixels: no blur
+
+
+def test_the_simulators_drift_is_the_acquisition_models_plus_smooth_terms():
+    hr_scan = sim.simulate_pair("gold-on-carbon", seed=0, size=(64, 64)).truth["transform"]["hr"]
+    y, x = np.mgrid[0:64, 0:64].astype(np.float64)
+    linear = dict(hr_scan, drift_terms=[])
+    dx, dy = scan.drift(linear, x, y)
+    ex, ey = acquisition.linear_drift(x, y, hr_scan["size"], hr_scan["drift_velocity_nm"])
+    np.testing.assert_array_equal(dx, ex)
+    np.testing.assert_array_equal(dy, ey)

@@ -1,4 +1,22 @@
-"""What a scan at ``scale`` times the pixel pitch records from a finer (HR) SEM image.
+"""The acquisition model: what a scan at a given pixel pitch records from a finer image or specimen.
+
+One definition of each piece of an SEM acquisition's physics, used by the specimen simulator
+(:mod:`zoo.sim.simulate`), HR-only data preparation and fine-tuning (:mod:`zoo.data.hr_only`),
+the real-image evaluation and the client's consistency map (:mod:`zoo.client.consistency`):
+
+- the probe: a Gaussian of a given FWHM (:func:`probe_blur`);
+- the beam's travel during the dwell: a box along the fast axis x (:func:`_box_kernel`);
+- the time a pixel is visited and the drift linear in it (:func:`frame_time`, :func:`linear_drift`);
+- scan-line jitter: a random offset per line, plus mains hum (:func:`line_jitter`);
+- shot noise at a dose: Poisson secondary electrons with the detector's gain and read noise
+  (:func:`detect`), from a noise-free yield.
+
+The simulator renders a continuous specimen (its yield on a grid finer than the HR pixel, in
+nm) and samples it at scan positions that :mod:`zoo.sim.scan` maps from pixels to nm (pitch,
+rotation, shift, this drift plus smooth non-rigid terms, this jitter), after this probe, then
+detects with :func:`detect`. Its beam steps (no dwell travel). The rest of this module records a
+finer *image*, an HR micrograph that already carries its probe and its dose's noise
+(:func:`acquire`).
 
 A stepping scan at pitch ``scale`` (in HR pixels) visits the points
 
@@ -13,17 +31,21 @@ linear in the time the pixel is visited). Each recorded value is the HR image se
 2. a box of ``dwell_travel_px`` along the fast-scan axis x (the beam keeps moving while it
    dwells on one pixel; 0 = a stepping beam),
 
-then sampled at (x_i, y_j) with Lanczos-4 interpolation (exact at integer points), plus
+then sampled at (x_i, y_j) with Lanczos-4 interpolation (exact at integer points; the simulator
+samples its finer specimen grid bilinearly instead), plus
 
 3. Gaussian noise that brings the record's noise to what a dwell of ``dose_ratio`` times the
    HR's dose gives: the HR's noise variance sigma^2 / dose_ratio, minus what the sample already
    carries (the blur and the interpolation average the HR's noise down, so this adds back the
    difference). The HR noise is estimated from the image itself (:func:`estimate_noise_sigma`).
+   This is :func:`detect`'s shot noise in its Gaussian limit, white at the HR's typical level:
+   relative to the signal, its variance grows as 1 / dose.
 
 With every parameter at its neutral value and an integer phase the record is exactly
 ``hr[phase_y::scale, phase_x::scale]``: a scan at twice the pitch with the same dwell records
 every second pixel, with the HR's own noise (:func:`stepping_scan_record`). That case lies
-inside :data:`TRAINING_RANGES`.
+inside :data:`TRAINING_RANGES`, the documented ranges training draws its parameters from
+(:func:`draw_scan_params`).
 
 Noise sharing. Such an input and its HR target share noise wherever the record sampled (or
 averaged) HR pixels, and a network can learn to copy it. :func:`split_noise` splits the HR's
@@ -151,12 +173,24 @@ def record_size(hr_shape: tuple[int, int], scale: int) -> tuple[int, int]:
     return hr_shape[0] // scale, hr_shape[1] // scale
 
 
+def probe_blur(image: np.ndarray, fwhm_px: float) -> np.ndarray:
+    """``image`` seen through a Gaussian probe of FWHM ``fwhm_px`` (in the image's pixels), float32.
+
+    The one definition of the probe: the simulator blurs a specimen's yield on its fine grid
+    with it (:func:`zoo.sim.simulate.probe_blur_layer`), :func:`acquire` an HR image (the extra
+    probe of a lower magnification). The kernel reaches +-3 sigma (99.7 % of the weight; OpenCV's
+    default +-4 costs more time on the simulator's largest array), mirrored at the borders.
+    """
+    img = np.asarray(image, dtype=np.float32)
+    sigma = fwhm_px / FWHM_PER_SIGMA
+    ksize = 2 * max(1, int(math.ceil(3.0 * sigma))) + 1
+    return cv2.GaussianBlur(img, (ksize, ksize), sigma, borderType=cv2.BORDER_REFLECT)
+
+
 def _blurred(hr: np.ndarray, params: ScanParams) -> np.ndarray:
     img = np.asarray(hr, dtype=np.float32)
     if params.probe_fwhm_px > 0:
-        sigma = params.probe_fwhm_px / FWHM_PER_SIGMA
-        ksize = 2 * max(1, int(math.ceil(3.0 * sigma))) + 1
-        img = cv2.GaussianBlur(img, (ksize, ksize), sigma, borderType=cv2.BORDER_REFLECT)
+        img = probe_blur(img, params.probe_fwhm_px)
     if params.dwell_travel_px > 0:
         img = cv2.filter2D(img, -1, _box_kernel(params.dwell_travel_px)[None, :], borderType=cv2.BORDER_REFLECT)
     return img
@@ -171,14 +205,64 @@ def _box_kernel(length: float) -> np.ndarray:
     return (weights / weights.sum()).astype(np.float32)
 
 
+def frame_time(x, y, size: tuple[int, int]):
+    """The fraction of the frame time at which a scan of ``size`` = (width, height) pixels
+    visits pixel (x, y): line after line, along each line in x, ``t = (y + x / W) / H``."""
+    width, height = size
+    return (y + x / width) / height
+
+
+def linear_drift(x, y, size: tuple[int, int], drift_per_frame):
+    """The drift (dx, dy) at pixel (x, y) of a scan of ``size``: the stage or beam moving at
+    a constant velocity, ``drift_per_frame`` (in any unit: HR pixels here, nm in
+    :func:`zoo.sim.scan.drift`) over the whole frame, times :func:`frame_time`."""
+    t = frame_time(x, y, size)
+    return drift_per_frame[0] * t, drift_per_frame[1] * t
+
+
+# Mains hum: a sine in the line offsets whose period, in lines, depends on the line time.
+HUM_LINES_PER_PERIOD = (7.0, 40.0)
+
+
+def line_jitter(rng: np.random.Generator, lines: int, rms_px: float, *, hum_px: float = 0.0) -> np.ndarray:
+    """Per-line offsets along the fast axis x (pixels): random beam-deflection noise of std
+    ``rms_px`` per line plus, where ``hum_px`` > 0, mains hum of that amplitude (a sine with a
+    period drawn from :data:`HUM_LINES_PER_PERIOD` lines and a random phase)."""
+    hum = None
+    if hum_px > 0:
+        lines_per_period = rng.uniform(*HUM_LINES_PER_PERIOD)
+        hum = hum_px * np.sin(2 * np.pi * np.arange(lines) / lines_per_period + rng.uniform(0, 2 * np.pi))
+    jitter = rng.normal(0.0, rms_px, lines) if rms_px > 0 else np.zeros(lines)
+    return jitter if hum is None else jitter + hum
+
+
 def sample_points(shape_lr: tuple[int, int], params: ScanParams, jitter: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """HR coordinates (x, y) of every point the scan visits, (H_lr, W_lr) each."""
+    """HR coordinates (x, y) of every point the scan visits, (H_lr, W_lr) each: the pitch and
+    phase, the line's jitter and the :func:`linear_drift` at the time of the visit."""
     h, w = shape_lr
     j, i = np.mgrid[0:h, 0:w].astype(np.float64)
-    t = (j + i / w) / h
-    x = params.phase_x + params.scale * i + jitter[:, None] + params.drift_x_px * t
-    y = params.phase_y + params.scale * j + params.drift_y_px * t
+    dx, dy = linear_drift(i, j, (w, h), (params.drift_x_px, params.drift_y_px))
+    x = params.phase_x + params.scale * i + jitter[:, None] + dx
+    y = params.phase_y + params.scale * j + dy
     return x, y
+
+
+def detect(rng: np.random.Generator, expected_yield: np.ndarray, electrons_per_pixel: float, *,
+           gain_shape: float, read_noise: float) -> np.ndarray:
+    """Shot noise at a dose: the detected signal (float32, in SE counts) of ``electrons_per_pixel``
+    primaries per pixel on a specimen of ``expected_yield`` SEs per primary (noise-free, any
+    shape). Poisson SE counts; each SE's detector pulse of mean 1 and variance 1/``gain_shape``
+    (the sum taken as Gaussian, exact in mean and variance); Gaussian read noise of
+    ``read_noise`` counts. Variance = mean * (1 + 1/gain_shape) + read_noise**2.
+
+    The simulator's detector (from a specimen). :func:`acquire` starts from an HR image that
+    already carries its dose's noise and adds the Gaussian limit of the difference: at
+    ``dose_ratio`` times the dose the shot-noise variance relative to the signal is 1/dose_ratio
+    times larger.
+    """
+    counts = rng.poisson(np.maximum(expected_yield, 0.0).astype(np.float64) * electrons_per_pixel).astype(np.float32)
+    spread = np.sqrt(counts * np.float32(1.0 / gain_shape) + np.float32(read_noise**2))
+    return counts + spread * rng.standard_normal(np.shape(expected_yield), dtype=np.float32)
 
 
 def _noise_gain(params: ScanParams) -> float:
@@ -213,7 +297,7 @@ def acquire(hr: np.ndarray, params: ScanParams, rng: np.random.Generator, *,
     if params.is_exact_stepping_scan():
         return stepping_scan_record(hr, params.scale, (int(params.phase_x), int(params.phase_y))).astype(np.float32)
     shape_lr = record_size(hr.shape, params.scale)
-    jitter = rng.normal(0.0, params.jitter_px, shape_lr[0]) if params.jitter_px > 0 else np.zeros(shape_lr[0])
+    jitter = line_jitter(rng, shape_lr[0], params.jitter_px)
     x, y = sample_points(shape_lr, params, jitter)
     record = cv2.remap(_blurred(hr, params), x.astype(np.float32), y.astype(np.float32), cv2.INTER_LANCZOS4,
                        borderMode=cv2.BORDER_REFLECT)

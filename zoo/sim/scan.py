@@ -1,4 +1,4 @@
-"""How an SEM acquires an image: scan geometry, the true LR/HR mapping, and detection.
+"""The simulator's scans: where on the specimen (nm) each pixel of an acquisition looks, and the true LR/HR mapping.
 
 Used by :mod:`zoo.sim.simulate` (see its docstring for the whole imaging model). A *scan* is
 a JSON-able dict describing one acquisition: pixel (x, y) sees the specimen point (nm)
@@ -10,6 +10,14 @@ and ``t = (y + x / W) / H`` the fraction of the frame time at which the pixel is
 slow, smooth, non-rigid drift. Per-line jitter is added to x when sampling, but is not part of
 the mapping. A pair's ``transform`` holds its two scans and the beam-damage deformation of the
 material between them; :func:`hr_to_lr_coords` evaluates it.
+
+How it relates to the acquisition model (:mod:`zoo.sim.acquisition`). Its linear drift and
+frame time are the model's (:func:`~zoo.sim.acquisition.linear_drift`), in nm per frame, and its
+per-line jitter is the model's :func:`~zoo.sim.acquisition.line_jitter`; the model's scan over a
+finer image (:func:`~zoo.sim.acquisition.sample_points`) is the special case of this one
+without rotation, scale error or non-rigid terms, in HR pixels instead of nm. Here the specimen
+is continuous, so the geometry maps pixels to nm and the true mapping between two scans
+follows; there the pitch and phase are relative to the HR grid.
 """
 
 from __future__ import annotations
@@ -17,12 +25,10 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import cv2
 import numpy as np
 
-from zoo.sim import specimens
+from zoo.sim.acquisition import linear_drift
 from zoo.sim.samples import SampleSpec
-from zoo.sim.acquisition import FWHM_PER_SIGMA  # one definition of the probe width
 
 
 # ----------------------------------------------------------------------------------------------
@@ -31,13 +37,11 @@ from zoo.sim.acquisition import FWHM_PER_SIGMA  # one definition of the probe wi
 
 
 def drift(scan: dict, x, y):
-    """The slow drift (nm) of a scan at pixel (x, y): linear in the time the pixel is visited,
-    plus smooth non-rigid terms."""
+    """The slow drift (nm) of a scan at pixel (x, y): the acquisition model's
+    :func:`~zoo.sim.acquisition.linear_drift` (linear in the time the pixel is visited), plus
+    smooth non-rigid terms."""
     width, height = scan["size"]
-    t = (y + x / width) / height  # fraction of the frame time
-    vx, vy = scan["drift_velocity_nm"]
-    dx = vx * t
-    dy = vy * t
+    dx, dy = linear_drift(x, y, (width, height), scan["drift_velocity_nm"])
     for ax, ay, fx, fy, phase in scan["drift_terms"]:
         s = np.sin(2.0 * np.pi * (fx * x / width + fy * y / height) + phase)
         dx = dx + ax * s
@@ -238,63 +242,12 @@ def beam_damage_records(transform: dict) -> list[dict]:
     return out
 
 
-def line_jitter(rng, spec: SampleSpec, height: int) -> np.ndarray:
-    """Per-line horizontal offsets (pixels): random beam-deflection noise plus mains hum."""
-    lines_per_period = rng.uniform(7.0, 40.0)
-    hum = spec.hum_px * np.sin(2 * np.pi * np.arange(height) / lines_per_period + rng.uniform(0, 2 * np.pi))
-    return rng.normal(0.0, spec.jitter_px, height) + hum
-
-
 def sample_positions(scan: dict, jitter: np.ndarray, blobs: Sequence[dict] = ()):
-    """Specimen (material) coordinates, nm, that each pixel of a scan samples."""
+    """Specimen (material) coordinates, nm, that each pixel of a scan samples: its position on
+    the scan shifted along x by its line's ``jitter`` (pixels), mapped to nm, and traced back
+    through the beam damage ``blobs`` to the material there during the LR acquisition."""
     width, height = scan["size"]
     y, x = np.mgrid[0:height, 0:width].astype(np.float64)
     x += jitter[:, None]
     sx, sy = scan_to_specimen(scan, x, y)
     return undeform(blobs, sx, sy)
-
-
-# ----------------------------------------------------------------------------------------------
-# Imaging
-# ----------------------------------------------------------------------------------------------
-
-
-def probe_blur(layer: specimens.YieldLayer, fwhm_nm: float) -> specimens.YieldLayer:
-    """The yield seen through a Gaussian probe of ``fwhm_nm``: a convolution on the layer's
-    grid (skipped where the probe is far below the grid spacing)."""
-    sigma = fwhm_nm / FWHM_PER_SIGMA / layer.grid.spacing_nm
-    if sigma < 0.2:
-        return layer
-    # A kernel of +-2.8 sigma (rather than OpenCV's +-4) keeps 99.5 % of the weight and saves
-    # a third of the time on the largest array of the simulation.
-    ksize = 2 * max(1, int(math.ceil(2.8 * sigma))) + 1
-    blurred = cv2.GaussianBlur(layer.image, (ksize, ksize), sigma, borderType=cv2.BORDER_REFLECT)
-    return specimens.YieldLayer(blurred, layer.grid)
-
-
-def detect(rng: np.random.Generator, signal: np.ndarray, electrons_per_pixel: float, spec: SampleSpec) -> np.ndarray:
-    """Detected signal (float, in SE counts) for the expected yield per pixel: Poisson SE
-    counts, each SE's detector pulse of mean 1 and variance 1/``detector_gain_shape`` (the
-    sum taken as Gaussian, exact in mean and variance), plus Gaussian read noise.
-    Variance = mean * (1 + 1/shape) + read_noise**2."""
-    counts = rng.poisson(np.maximum(signal, 0.0).astype(np.float64) * electrons_per_pixel).astype(np.float32)
-    spread = np.sqrt(counts * np.float32(1.0 / spec.detector_gain_shape) + np.float32(spec.read_noise**2))
-    return counts + spread * rng.standard_normal(signal.shape, dtype=np.float32)
-
-
-def auto_brightness_contrast(rng: np.random.Generator, detected: np.ndarray, spec: SampleSpec):
-    """uint16 image as a microscope's ABC makes it: black and white levels set so that
-    0.1-0.5 % of the pixels saturate at each end. Returns (image, info)."""
-    low_pct, high_pct = rng.uniform(*spec.saturation_percent, 2)
-    lo, hi = np.percentile(detected, [low_pct, 100.0 - high_pct])
-    if hi <= lo:
-        hi = lo + 1.0
-    scaled = (detected - lo) * (65535.0 / (hi - lo))
-    image = np.clip(np.rint(scaled), 0, 65535).astype(np.uint16)
-    info = {
-        "black_level_counts": round(float(lo), 3),
-        "white_level_counts": round(float(hi), 3),
-        "saturated_black_percent": round(float(100.0 * np.mean(image == 0)), 4),
-        "saturated_white_percent": round(float(100.0 * np.mean(image == 65535)), 4),
-    }
-    return image, info

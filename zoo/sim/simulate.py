@@ -9,11 +9,12 @@ an SEM forms an image:
 1. the specimen's secondary-electron (SE) yield, rendered on a grid a few times finer than
    the HR pixel by :mod:`zoo.sim.gold_on_carbon` or :mod:`zoo.sim.specimens` (hydrogel):
    edge brightening, gold brighter than carbon;
-2. blurred by a Gaussian probe (``probe_fwhm_nm``);
+2. blurred by a Gaussian probe (``probe_fwhm_nm``; :func:`probe_blur_layer`);
 3. point-sampled at the scanned positions of the pixel centres, so the LR image is an
    *aliased* version of the HR one, as the paper says, not an area average; the scan
-   positions carry the acquisition's geometry (scale, rotation, shift), a slow smooth drift,
-   and per-line jitter (random + mains hum) of a fraction of a pixel;
+   positions (:mod:`zoo.sim.scan`) carry the acquisition's geometry (scale, rotation, shift), a
+   slow smooth drift, and per-line jitter (random + mains hum) of a fraction of a pixel; the
+   beam steps from pixel to pixel (no travel during the dwell);
 4. shot noise: Poisson in the number of SEs for ``electrons_per_pixel`` primaries (the same
    dwell for LR and HR), with the detector's gain noise and a little read noise;
 5. automatic brightness/contrast: mapped to uint16 with 0.1-0.5 % of the pixels saturated at
@@ -24,9 +25,20 @@ Between the two acquisitions the HR scan differs from the LR one by a small rota
 on hydrogel the beam also deforms the specimen locally (beam damage). The true mapping is
 stored per pair (``truth["transform"]``) and evaluated by :func:`zoo.sim.scan.hr_to_lr_coords`.
 
-Module map: :mod:`zoo.sim.samples` (sample types, argument checks), :mod:`zoo.sim.scan`
-(steps 2-5 and the scan geometry), the specimen modules (step 1), here the pair, and
-:mod:`zoo.sim.dataset` the data set on disk.
+Steps 2-4 use the acquisition model (:mod:`zoo.sim.acquisition`): its probe
+(:func:`~zoo.sim.acquisition.probe_blur`), linear drift and line jitter
+(:func:`~zoo.sim.acquisition.linear_drift`, :func:`~zoo.sim.acquisition.line_jitter`, through
+:mod:`zoo.sim.scan`) are the functions that HR-only training and the consistency map record a
+finer image with, and its shot noise (:func:`~zoo.sim.acquisition.detect`) is the one whose
+Gaussian limit :func:`~zoo.sim.acquisition.acquire` adds. What differs is the input: here a
+continuous specimen, rendered finer than the HR pixel and point-sampled bilinearly at positions
+in nm; there an HR image, Lanczos-resampled at positions in its pixels, that already carries its
+probe and its noise.
+
+Module map: :mod:`zoo.sim.samples` (sample types, argument checks), the specimen modules
+(step 1), :mod:`zoo.sim.scan` (the scan geometry and the true mapping, step 3),
+:mod:`zoo.sim.acquisition` (steps 2-4), here the pair (and step 5), and :mod:`zoo.sim.dataset`
+the data set on disk.
 """
 
 from __future__ import annotations
@@ -36,7 +48,8 @@ from typing import Sequence
 
 import numpy as np
 
-from zoo.sim import gold_on_carbon, scan, specimens
+from zoo.sim import acquisition, gold_on_carbon, scan, specimens
+from zoo.sim.acquisition import FWHM_PER_SIGMA
 from zoo.sim.samples import SampleSpec, _check_positive, _seed_sequence, check_size, sample_spec
 
 SIMULATOR = "semzoo-simulate/1"
@@ -68,6 +81,39 @@ class PairSignals:
     specimen: object  # gold_on_carbon.GoldOnCarbon, or None for hydrogel
     grid: specimens.Grid
     jitter_rms_px: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------
+# Imaging: the simulator's side of the acquisition model (zoo.sim.acquisition)
+# ----------------------------------------------------------------------------------------------
+
+
+def probe_blur_layer(layer: specimens.YieldLayer, fwhm_nm: float) -> specimens.YieldLayer:
+    """The yield seen through the Gaussian probe of ``fwhm_nm``: the acquisition model's
+    :func:`~zoo.sim.acquisition.probe_blur` on the layer's grid (skipped where the probe is far
+    below the grid spacing: sigma < 0.2 grid pixels moves a neighbour's weight by < 1e-5)."""
+    fwhm_px = fwhm_nm / layer.grid.spacing_nm
+    if fwhm_px / FWHM_PER_SIGMA < 0.2:
+        return layer
+    return specimens.YieldLayer(acquisition.probe_blur(layer.image, fwhm_px), layer.grid)
+
+
+def auto_brightness_contrast(rng: np.random.Generator, detected: np.ndarray, spec: SampleSpec):
+    """uint16 image as a microscope's ABC makes it: black and white levels set so that
+    0.1-0.5 % of the pixels saturate at each end. Returns (image, info)."""
+    low_pct, high_pct = rng.uniform(*spec.saturation_percent, 2)
+    lo, hi = np.percentile(detected, [low_pct, 100.0 - high_pct])
+    if hi <= lo:
+        hi = lo + 1.0
+    scaled = (detected - lo) * (65535.0 / (hi - lo))
+    image = np.clip(np.rint(scaled), 0, 65535).astype(np.uint16)
+    info = {
+        "black_level_counts": round(float(lo), 3),
+        "white_level_counts": round(float(hi), 3),
+        "saturated_black_percent": round(float(100.0 * np.mean(image == 0)), 4),
+        "saturated_white_percent": round(float(100.0 * np.mean(image == 65535)), 4),
+    }
+    return image, info
 
 
 # ----------------------------------------------------------------------------------------------
@@ -107,8 +153,8 @@ def simulate_signals(
     blobs = scan.beam_damage(rngs["damage"], spec, transform)
     if beam_damage:
         transform["deformation"] = blobs
-    lr_jitter = scan.line_jitter(rngs["lr_scan"], spec, height)
-    hr_jitter = scan.line_jitter(rngs["hr_scan"], spec, height)
+    lr_jitter = acquisition.line_jitter(rngs["lr_scan"], height, spec.jitter_px, hum_px=spec.hum_px)
+    hr_jitter = acquisition.line_jitter(rngs["hr_scan"], height, spec.jitter_px, hum_px=spec.hum_px)
     lr_x, lr_y = scan.sample_positions(transform["lr"], lr_jitter)
     hr_x, hr_y = scan.sample_positions(transform["hr"], hr_jitter, transform["deformation"])
 
@@ -129,7 +175,7 @@ def simulate_signals(
     else:
         specimen = None
         layers = specimens.render_hydrogel(rngs["texture"], grid, spec.specimen)
-    blurred = [scan.probe_blur(layer, probe) for layer in layers]
+    blurred = [probe_blur_layer(layer, probe) for layer in layers]
     del layers
     lr = specimens.sample_layers(blurred, lr_x, lr_y)
     hr = specimens.sample_layers(blurred, hr_x, hr_y)
@@ -173,10 +219,11 @@ def simulate_pair(
     dose = _check_positive("electrons per pixel", electrons_per_pixel) or spec.electrons_per_pixel
     signals = simulate_signals(sample, seed=seed, size=size, probe_fwhm_nm=probe_fwhm_nm, beam_damage=beam_damage)
     rngs = _streams(seed)
-    lr_counts = scan.detect(rngs["lr_noise"], signals.lr, dose, spec)
-    hr_counts = scan.detect(rngs["hr_noise"], signals.hr, dose, spec)
-    lr, lr_info = scan.auto_brightness_contrast(rngs["lr_abc"], lr_counts, spec)
-    hr, hr_info = scan.auto_brightness_contrast(rngs["hr_abc"], hr_counts, spec)
+    detector = dict(gain_shape=spec.detector_gain_shape, read_noise=spec.read_noise)
+    lr_counts = acquisition.detect(rngs["lr_noise"], signals.lr, dose, **detector)
+    hr_counts = acquisition.detect(rngs["hr_noise"], signals.hr, dose, **detector)
+    lr, lr_info = auto_brightness_contrast(rngs["lr_abc"], lr_counts, spec)
+    hr, hr_info = auto_brightness_contrast(rngs["hr_abc"], hr_counts, spec)
     for info, signal, role in ((lr_info, signals.lr, "lr"), (hr_info, signals.hr, "hr")):
         info["mean_se_per_pixel"] = round(float(signal.mean()) * dose, 2)
         info["jitter_rms_px"] = round(signals.jitter_rms_px[role], 4)
@@ -212,4 +259,6 @@ __all__ = [
     "PairSignals",
     "simulate_pair",
     "simulate_signals",
+    "probe_blur_layer",
+    "auto_brightness_contrast",
 ]

@@ -2,9 +2,9 @@
 
 A specimen is rendered once, in specimen coordinates (nm), as additive :class:`YieldLayer` s
 of secondary-electron (SE) yield on grids a few times finer than the high-resolution pixel
-that cover the whole low-resolution field. The imaging model (:mod:`zoo.sim.scan`)
-blurs them with the probe and point-samples them at the scanned positions of each
-acquisition, as an SEM does.
+that cover the whole low-resolution field. The simulator (:mod:`zoo.sim.simulate`) blurs them
+with the acquisition model's probe and point-samples them (:func:`sample_layers`) at the
+scanned positions of each acquisition (:mod:`zoo.sim.scan`), as an SEM does.
 
 The two specimens of de Haan et al. (Sci. Rep. 9, 12050, 2019), Methods:
 
@@ -100,7 +100,9 @@ class YieldLayer:
 
 def sample_layers(layers: list[YieldLayer], sx, sy) -> np.ndarray:
     """The summed layers at specimen points (nm): bilinear point sampling, float32, shaped
-    like ``sx`` (any number of dimensions)."""
+    like ``sx`` (any number of dimensions). Bilinear suffices on grids 2-4x finer than the HR
+    pixel after the probe; the acquisition model, sampling an HR image at its own pitch,
+    interpolates with Lanczos-4 instead (:func:`zoo.sim.acquisition.acquire`)."""
     sx = np.asarray(sx, dtype=np.float64)
     sy = np.asarray(sy, dtype=np.float64)
     out = np.zeros(sx.shape, dtype=np.float32)
