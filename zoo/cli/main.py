@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "zoo_group",
     "serve",
     "enhance",
+    "watch",
     "finetune",
     "bench",
 )
