@@ -8,7 +8,10 @@ it computes, so requests overlap.
 
 Message size: one 4096 x 4096 float32 LR tile is 64 MiB on the wire, its x2 output 256 MiB
 plus a few bytes of framing, so the default limit is 512 MiB (gRPC's own default receive
-limit is 4 MiB; tensorflow/serving#1382).
+limit is 4 MiB; tensorflow/serving#1382). The same limit caps a REST request's body.
+
+``rest_port`` adds TF Serving's REST API (:mod:`zoo.server.rest`) on a second port, with the
+same host, TLS certificate and size limit, answered by the same services.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ class EmbeddedServer:
         workers: int = 8,
         tensor_content: bool = True,
         run_warmup: bool = True,
+        rest_port: int | None = None,
     ):
         if sum(x is not None for x in (zoo, model_config, config)) != 1:
             raise UserError("serve either a zoo directory or a --model-config file (not both)")
@@ -104,6 +108,8 @@ class EmbeddedServer:
         self.tls = (Path(tls_cert), Path(tls_key)) if tls_cert is not None else None
         self.workers = workers
         self.port: int | None = None
+        self.requested_rest_port = rest_port  # None: no REST API; 0: any free port
+        self.rest = None  # the zoo.server.rest.RestServer while it runs
         self._server: grpc.Server | None = None
         self._health = None
         self._stopped = threading.Event()
@@ -152,12 +158,26 @@ class EmbeddedServer:
         if not port:
             raise UserError(f"cannot listen on {address} (in use, or not an address of this machine?)")
         self.port = port
+        if self.requested_rest_port is not None:
+            from zoo.server.rest import RestApi, RestServer
+
+            self.rest = RestServer(
+                RestApi(self.prediction, self.model_service), host=self.host, port=self.requested_rest_port,
+                max_body_bytes=self.max_message_bytes, tls=self.tls, workers=self.workers,
+            ).start()  # before the gRPC server starts: a REST port in use fails the start cleanly
         server.start()
         self._server = server
         self._update_health()
         self.manager.start_polling(self.poll_seconds)
         log.info("listening on %s%s (%s)", self.target, " with TLS" if self.tls else "", self.source.describe())
+        if self.rest is not None:
+            log.info("REST API on %s", self.rest.url)
         return self
+
+    @property
+    def rest_url(self) -> str | None:
+        """``http(s)://host:port`` of the REST API while it runs (None without one)."""
+        return self.rest.url if self.rest is not None else None
 
     def stop(self, grace: float = 10.0) -> None:
         """Graceful shutdown: refuse new RPCs at once, let in-flight ones finish within ``grace`` s."""
@@ -166,7 +186,11 @@ class EmbeddedServer:
         if self._health is not None:
             self._health.enter_graceful_shutdown()
         self.manager.stop_polling()
-        self._server.stop(grace).wait()
+        stopped = self._server.stop(grace)  # returns at once; gRPC and REST drain together
+        if self.rest is not None:
+            self.rest.stop(grace)
+            self.rest = None
+        stopped.wait()
         self._server = None
         self._stopped.set()
         log.info("stopped")
