@@ -29,6 +29,24 @@ def test_serve_help_and_bad_options(cli, tmp_path):
     assert result.exit_code == 2 and "not a valid TF Serving ModelServerConfig" in result.output
 
 
+
+@pytest.mark.parametrize("args, rest_port", [((), None), (("--rest-port", "8501"), 8501), (("--rest-port", "0"), None)])
+def test_serve_rest_port_reaches_the_server(cli, tmp_path, monkeypatch, args, rest_port):
+    import zoo.server.server
+    from zoo.errors import UserError
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, *positional, **kwargs):
+            seen.update(kwargs)
+            raise UserError("recorded")
+
+    monkeypatch.setattr(zoo.server.server, "EmbeddedServer", Recorder)
+    result = cli("serve", "--zoo", tmp_path, *args)
+    assert result.exit_code == 2 and "recorded" in result.output
+    assert seen["rest_port"] == rest_port and seen["host"] == "127.0.0.1"
+
 @pytest.mark.slow
 def test_serve_runs_until_sigterm_and_finishes_cleanly(tmp_path):
     from grpc_health.v1 import health_pb2, health_pb2_grpc

@@ -1,6 +1,10 @@
-"""Fixtures: a tiny zoo (model ``tiny``: v1 gain 1 labelled stable, v2 gain 2) and a server on it."""
+"""Fixtures: a tiny zoo (model ``tiny``: v1 gain 1 labelled stable, v2 gain 2), a server on it and a
+self-signed TLS certificate."""
 
 from __future__ import annotations
+
+import shutil
+import subprocess
 
 import pytest
 
@@ -34,3 +38,17 @@ def stubs(server):
         model_service_pb2_grpc.ModelServiceStub(channel),
     )
     channel.close()
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
+        check=True, capture_output=True,
+    )
+    return folder / "cert.pem", folder / "key.pem"
