@@ -90,8 +90,6 @@ def serve(
                 logger.warning("no model to serve yet (waiting for versions to appear)")
             for line in lines:
                 logger.info("serving %s", line)
-            if server.rest_url:
-                logger.info("REST API on %s/v1/models/NAME", server.rest_url)
             logger.info("ready on %s; stop with Ctrl-C or SIGTERM", server.target)
             stop.wait()
             logger.info("shutting down: finishing in-flight requests (up to %g s)", grace_seconds)
