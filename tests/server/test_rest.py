@@ -81,7 +81,7 @@ def test_rest_predict_goes_through_the_grpc_prediction_service(rest_server, batc
     assert rest_server.prediction.requests == before + 1
 
 
-def test_floats_are_written_in_shortest_form(rest_server):
+def test_floats_are_written_as_tf_serving_writes_them(rest_server):
     url = f"{rest_server.rest_url}/v1/models/tiny/versions/1:predict"
     request = urllib.request.Request(url, data=json.dumps({"inputs": [[[[0.1]]]]}).encode(), method="POST")
     with urllib.request.urlopen(request, timeout=60) as response:
@@ -293,14 +293,28 @@ def test_rest_over_tls_with_the_grpc_certificate(tiny_zoo, certificate, batch):
 def test_json_output_forms():
     from zoo.server.json_tensor import array_to_json, outputs_to_json
 
-    values = np.array([0.1, np.nan, np.inf, -np.inf, 2.0], np.float32)
-    assert json.dumps(array_to_json(values, "enhanced")) == "[0.1, NaN, Infinity, -Infinity, 2.0]"
+    values = np.array([0.1, np.nan, np.inf, -np.inf, 2.0, 1 / 3, -1e-05], np.float32)
+    # WriteDecimal: 6 significant digits where they read back as the same float32, else 9
+    assert json.dumps(array_to_json(values, "enhanced")) == (
+        "[0.1, NaN, Infinity, -Infinity, 2.0, 0.333333343, -1e-05]"
+    )
     strings = np.array([b"text", b"\xff\x00"], dtype=object)
     assert array_to_json(strings, "card") == ["text", {"b64": "/wA="}]  # not UTF-8: base64
     assert array_to_json(strings, "card_bytes") == [{"b64": "dGV4dA=="}, {"b64": "/wA="}]
     two = {"b": np.array([1, 2], np.int32), "a": np.array([[True], [False]])}
     assert outputs_to_json(two, row_format=True) == {"predictions": [{"a": [True], "b": 1}, {"a": [False], "b": 2}]}
     assert outputs_to_json(two, row_format=False) == {"outputs": {"a": [[True], [False]], "b": [1, 2]}}
+
+
+def test_float32_decimals_read_back_exactly_over_the_whole_range(rng):
+    from zoo.server.json_tensor import array_to_json
+
+    magnitudes = 10.0 ** rng.uniform(-45, 38.5, 20000) * rng.choice([-1, 1], 20000)
+    extremes = [0.0, -0.0, 3.4028235e38, -3.4028235e38, 1.4e-45, 1.1754944e-38, 16777215.0]
+    values = np.concatenate([rng.standard_normal(20000), magnitudes, extremes]).astype(np.float32)
+    back = np.array(json.loads(json.dumps(array_to_json(values, "x"))), np.float32)
+    np.testing.assert_array_equal(back, values)
+    np.testing.assert_array_equal(np.signbit(back), np.signbit(values))
 
 
 def test_json_inputs_with_several_tensors_and_base64():

@@ -11,10 +11,10 @@ TF Serving's messages; a JSON value quoted in one is cut short (TF Serving quote
 
 Writing (MakeJsonFromTensors): ``{"predictions": [...]}`` per batch item for the row format,
 ``{"outputs": ...}`` for the columnar one, a bare value for a single output and an object by
-name for several. Float outputs are written in their shortest round-tripping form (0.2, not
-0.20000000298023224), NaN/Infinity as TF Serving writes them; DT_STRING outputs are JSON
-strings, ``{"b64": ...}`` when the output's name ends in ``_bytes`` (or, unlike TF Serving,
-which would write invalid JSON, when the bytes are not UTF-8).
+name for several. Float outputs are written as TF Serving writes them (6 significant digits
+where they read back exactly, else 9: 0.2, not 0.20000000298023224; NaN, Infinity). DT_STRING
+outputs are JSON strings, ``{"b64": ...}`` when the output's name ends in ``_bytes`` (or,
+unlike TF Serving, which would write invalid JSON, when the bytes are not UTF-8).
 """
 
 from __future__ import annotations
@@ -339,10 +339,38 @@ def array_to_json(array: np.ndarray, name: str):
         flat[:] = items
         return flat.reshape(array.shape).tolist()
     if array.dtype in (np.float32, np.float16):
-        # numpy's str() of a float32 is its shortest round-tripping decimal (0.2, not
-        # 0.20000000298023224), as TF Serving writes it; a float64 of that text prints the same.
-        return array.astype(str).astype(np.float64).tolist()
+        return tf_serving_decimals(array).tolist()
     return array.tolist()
+
+
+def tf_serving_decimals(array: np.ndarray) -> np.ndarray:
+    """float32 values as float64s of the decimals TF Serving writes (WriteDecimal).
+
+    TF Serving prints 6 significant digits where they read back as the same float32, else 9
+    (which always do): 0.2, not 0.20000000298023224; 0.333333343 for 1/3. The float64 nearest
+    such a decimal prints as that decimal, so ``json`` writes it. Rounding happens at a scale
+    10**k with |k| <= 22, where a power of ten is exact; the rare values beyond (or that would
+    not read back) take numpy's shortest round-tripping text instead.
+    """
+    exact = array.astype(np.float32).reshape(-1)
+    wide = exact.astype(np.float64)
+    out = wide.copy()
+    todo = np.isfinite(wide) & (wide != 0)
+    fallback = todo
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        exponent = np.floor(np.log10(np.abs(np.where(todo, wide, 1.0))))
+        for digits in (9, 6):  # the 6-digit form wins wherever it reads back
+            scale = digits - 1 - exponent
+            usable = todo & (np.abs(scale) <= 22)
+            up, down = 10.0 ** np.clip(scale, 0, 22), 10.0 ** np.clip(-scale, 0, 22)  # exact powers
+            candidate = np.where(scale >= 0, np.round(wide * up) / up, np.round(wide / down) * down)
+            good = usable & (candidate.astype(np.float32) == exact)
+            out[good] = candidate[good]
+            if digits == 9:
+                fallback = todo & ~good
+    if fallback.any():
+        out[fallback] = exact[fallback].astype(str).astype(np.float64)
+    return out.reshape(array.shape)
 
 
 def outputs_to_json(arrays: dict[str, np.ndarray], row_format: bool) -> dict:

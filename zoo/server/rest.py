@@ -294,10 +294,15 @@ class RestServer:
         app.router.add_route("*", "/{path:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        self._site = web.TCPSite(
-            self._runner, self.host, self.requested_port, ssl_context=self._ssl_context(), reuse_port=False
-        )
-        await self._site.start()
+        try:
+            self._site = web.TCPSite(
+                self._runner, self.host, self.requested_port, ssl_context=self._ssl_context(), reuse_port=False
+            )
+            await self._site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            self._runner = self._site = None
+            raise
         self.port = self._runner.addresses[0][1]
 
     def start(self) -> "RestServer":
