@@ -95,7 +95,10 @@ def read_evaluation(path: str | Path, *, required: bool = False) -> dict:
     """The card's evaluation table from a JSON file (empty when absent and not ``required``).
 
     A ``semzoo evaluate`` results.json is reduced to its aggregate table
-    (``{"pairs": n, "table": {row: {metric: value}}}``); any other JSON object is kept as is.
+    (``{"pairs": n, "table": {row: {metric: value}}}``) plus, where it has them, the tables of
+    undetected gaps by true width and by input sampling (``undetected_by_width``,
+    ``undetected_by_input_sampling``) and an HR-only report's image count; per-pair and
+    per-image details stay in results.json. Any other JSON object is kept as is.
     """
     path = Path(path)
     if not path.is_file():
@@ -109,7 +112,11 @@ def read_evaluation(path: str | Path, *, required: bool = False) -> dict:
     if not isinstance(data, dict):
         raise UserError(f"{path} must hold a JSON object")
     if isinstance(data.get("aggregate"), dict):  # results.json of `semzoo evaluate`
-        return {"pairs": data.get("pairs"), "table": data["aggregate"]}
+        evaluation = {"pairs": data.get("pairs"), "table": data["aggregate"]}
+        for key in ("images", "undetected_by_width", "undetected_by_input_sampling"):
+            if data.get(key) is not None:
+                evaluation[key] = data[key]
+        return evaluation
     return data
 
 
