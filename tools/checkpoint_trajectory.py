@@ -7,7 +7,7 @@ RUN is a `semzoo train` run directory; TEST a `semzoo prepare` output of simulat
 (TEST/registered/{lr-native,hr}/*.tif and truth.json). Each checkpoint's generator enhances
 every whole LR image (no tiling; normalised and mirror-padded as served) and `zoo.evaluation.report.evaluate` scores it against the HR
 and the planted gaps; the table pools the pairs as `semzoo evaluate` does. Used to follow how a
-run's gap detection and PSNR develop (README: the ablations of gold-on-carbon v2).
+run's gap detection and PSNR develop (docs/experiments.md: the ablations of gold-on-carbon v2).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Noise. Recorded from the HR itself, the input would share the target's noise (ex
 the sampled pixels of the stepping scan) and a network learns to copy it. By default the HR's
 noise is split first (:func:`zoo.sim.acquisition.split_noise`, alpha 0.5): the record is made
 from ``hr + alpha z``, the target is ``hr - z / alpha``, uncorrelated in their noise.
-``noise_split=False`` keeps the shared noise (for the ablation in the README).
+``noise_split=False`` keeps the shared noise (for the ablation in docs/experiments.md).
 
 Several records per image (``records_per_image``, each with its own scan draw and noise split)
 multiply a small real set; they share their image's train/val split, so no val image ever
