@@ -67,6 +67,20 @@ def test_evaluate_folders_with_truth_writes_a_report(cli, data, tmp_path):
     assert "input (Lanczos x2)" in result.output
 
 
+def test_a_folder_written_by_enhance_is_evaluated_without_its_consistency_maps(cli, data, tmp_path):
+    folder, truth_file = data
+    for sr in sorted((folder / "sr").glob("*.tif")):  # as `semzoo enhance` leaves them
+        (folder / "sr" / f"{sr.stem}.consistency.tif").write_bytes(sr.read_bytes())
+    result = cli("evaluate", "--input", folder / "lr", "--output", folder / "sr", "--target", folder / "hr",
+                 "--truth", truth_file, "--report", tmp_path / "report", "--json")
+    assert result.exit_code == 0, result.output
+    assert [p["name"] for p in json.loads(result.stdout)["per_pair"]] == ["pair-000", "pair-001"]
+    (folder / "sr" / "pair-000.tif").unlink()  # a map without its output is an output without an input
+    result = cli("evaluate", "--input", folder / "lr", "--output", folder / "sr", "--target", folder / "hr",
+                 "--report", tmp_path / "report2")
+    assert result.exit_code != 0 and "pair-000.consistency (no input" in result.output
+
+
 def test_evaluate_single_files_without_truth_json(cli, tmp_path, scene, rng):  # noqa: F811
     truth, shape = scene
     paths = _write_pair(tmp_path, "one", truth, shape, rng, lr_native=False)

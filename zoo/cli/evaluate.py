@@ -26,6 +26,14 @@ def _tiffs(folder: Path) -> dict[str, Path]:
     return found
 
 
+def _without_side_files(outputs: dict[str, Path]) -> dict[str, Path]:
+    """The outputs minus the data-consistency maps `semzoo enhance` writes beside them."""
+    from zoo.client.files import consistency_path
+
+    side = {consistency_path(path).name for path in outputs.values()}
+    return {name: path for name, path in outputs.items() if path.name not in side}
+
+
 def match_files(input: Path, output: Path, target: Path) -> list[tuple[str, Path, Path, Path]]:
     """(name, input, output, target) for three files, or for three folders matched by file name.
 
@@ -42,6 +50,7 @@ def match_files(input: Path, output: Path, target: Path) -> list[tuple[str, Path
     if not input.is_dir():
         return [(target.stem, input, output, target)]
     inputs, outputs, targets = _tiffs(input), _tiffs(output), _tiffs(target)
+    outputs = _without_side_files(outputs)
     if not outputs:
         raise UserError(f"no TIFF files in {output}")
     missing = [
