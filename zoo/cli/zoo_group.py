@@ -223,6 +223,36 @@ def docs(
     typer.echo(f"wrote {len(written)} model pages into {target}")
 
 
+@zoo_app.command("export")
+def export(
+    model: Annotated[str, typer.Argument(help="NAME, NAME:VERSION, NAME:latest or NAME@LABEL.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The package to write (FILE.zip).")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="Package format: bioimageio (a bioimage.io 0.5 model zip).")
+    ] = "bioimageio",
+    sample_image: Annotated[
+        Optional[Path],
+        typer.Option("--sample-image", help="SEM TIFF for the test tensors and cover (default: a seeded stand-in)."),
+    ] = None,
+    test: Annotated[
+        bool, typer.Option("--test", help="Also run bioimageio.core's test_model on the package before writing it.")
+    ] = False,
+    zoo_dir: ZooOption = None,
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Export a model version as a package for other runtimes (bioimage.io: deepImageJ, napari)."""
+    from zoo.cli.options import progress_bar
+    from zoo.registry.bioimageio import export_zoo_version
+
+    with progress_bar(f"exporting {model}") as update:
+        result = export_zoo_version(_zoo(zoo_dir), model, out, fmt=fmt, sample_image=sample_image,
+                                    test=test, overwrite=overwrite, progress=update)
+    checks = [c for c in (result["validation"], result["test"]) if c] or [
+        "not validated (pip install 'semzoo[bioimageio]' to check it with bioimageio.spec)"]
+    typer.echo(f"wrote {result['path']} ({result['bytes'] / 1e6:.1f} MB, {result['model']} as a "
+               f"bioimage.io {result['format_version']} model); " + "; ".join(checks))
+
+
 def register(app: typer.Typer) -> None:
     """Add the `semzoo zoo` command group to the root app."""
     app.add_typer(zoo_app, name="zoo")
