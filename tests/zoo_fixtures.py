@@ -57,13 +57,12 @@ def standin_generator(seed: int = 0, divisor: int = 8):
     return model
 
 
-def _divisor(generator) -> int | None:
+def _divisor(generator) -> int:
+    """The stand-in's own divisor, else the zoo.nets U-Net's."""
     if getattr(generator, "divisor", None):
         return generator.divisor
-    try:
-        from zoo.nets.generator import DIVISOR
-    except ImportError:
-        return None  # tile_geometry probes it
+    from zoo.nets.generator import DIVISOR
+
     return DIVISOR
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -33,23 +31,22 @@ def generator():
 
 @pytest.fixture
 def fake_runs(monkeypatch, generator):
-    """Stands in for zoo.training.train.load_run; records the run directories it was given."""
-    try:
-        import zoo.training.train as train_module
-    except ImportError:  # the training module has not landed in this checkout
-        train_module = types.ModuleType("zoo.training.train")
-        monkeypatch.setitem(sys.modules, "zoo.training.train", train_module)
+    """Stands in for zoo.training.rundir.load_run (no training needed); records the run
+    directories it was given."""
+    import zoo.training.publish as publish_module
+    from zoo.training.rundir import Run
+
     calls: list[Path] = []
 
     def load_run(run_dir):
         calls.append(Path(run_dir))
         config = json.loads((Path(run_dir) / "config.json").read_text())
         finished = not (Path(run_dir) / "UNFINISHED").exists()
-        return types.SimpleNamespace(generator=generator, config=config, manifest=dict(MANIFEST),
-                                     history={"step": [600, 1200], "steps_done": 1200},
-                                     path=Path(run_dir), finished=finished)
+        history = {"step": [600, 1200], **({"steps_done": 1200} if finished else {})}
+        return Run(generator, config, dict(MANIFEST), history, Path(run_dir), finished=finished,
+                   steps_done=1200)
 
-    monkeypatch.setattr(train_module, "load_run", load_run, raising=False)
+    monkeypatch.setattr(publish_module, "load_run", load_run)
     return calls
 
 
@@ -61,11 +58,16 @@ def quick_tiles(monkeypatch):
 
 
 def make_run(tmp_path: Path, evaluation: dict | None = None, **config) -> Path:
+    from zoo.nets.generator import receptive_field_radius_lr
+    from zoo.nets.presets import get_preset
+
     run = tmp_path / "run"
     run.mkdir()
-    run_config = {"format": "semzoo-run/1", "preset": "tiny", "sample_type": "gold-on-carbon",
-                  "seed": 3, "steps": 2000, "scale": 2,
-                  "generator": {"divisor": 8, "parameters": 22713}, **config}
+    run_config = {"format": "semzoo-run/2", "preset": "tiny", "sample_type": "gold-on-carbon",
+                  "seed": 3, "scale": 2, "training": {"steps": 2000},
+                  "generator": {"divisor": 8, "parameters": 22713,
+                                "receptive_field_radius_lr": receptive_field_radius_lr(get_preset("tiny"))},
+                  **config}
     (run / "config.json").write_text(json.dumps(run_config))
     if evaluation is not None:
         (run / "evaluation.json").write_text(json.dumps(evaluation))
@@ -130,7 +132,7 @@ def test_missing_run_and_bad_manifest_are_user_errors(cli, tmp_path, fake_runs, 
 
 
 def test_publish_run_library_call(tmp_path, fake_runs, quick_tiles):
-    from zoo.registry import publish_run
+    from zoo.training.publish import publish_run
 
     run = make_run(tmp_path)
     assert publish_run(run, "lib", tmp_path / "models", label="canary") == ("lib", 1)

@@ -25,7 +25,6 @@ MANIFEST = {
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    pytest.importorskip("zoo.training.train")
     import tensorflow as tf
 
     from zoo.training.train import TrainingData, train
@@ -48,7 +47,7 @@ def tiny_run(tmp_path_factory):
 def test_a_real_run_publishes_a_servable_version(tiny_run, tmp_path):
     import tensorflow as tf
 
-    from zoo.registry import publish_run
+    from zoo.training.publish import publish_run
     from zoo.training.train import load_run
 
     name, version = publish_run(tiny_run, "gold-on-carbon", tmp_path / "models", label="stable")

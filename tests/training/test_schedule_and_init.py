@@ -77,7 +77,7 @@ def test_a_run_initialised_from_weights_starts_from_them_with_a_warmed_up_discri
     import keras
 
     from zoo.nets.generator import build_generator
-    from zoo.registry.publish import card_from_run
+    from zoo.training.publish import card_from_run
 
     keras.utils.set_random_seed(123)
     parent = build_generator(get_preset("tiny"))

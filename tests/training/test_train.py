@@ -54,7 +54,7 @@ def test_run_directory_holds_config_history_logs_checkpoints_and_ema_generator(s
     assert progress[0] == (0, STEPS) and progress[-1] == (STEPS, STEPS)
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "tiny" and config["sample_type"] == SAMPLE and config["seed"] == 7
-    assert config["steps"] == STEPS and config["scale"] == 2
+    assert config["training"]["steps"] == STEPS and config["scale"] == 2
     assert config["training"]["d_every"] == 4 and config["training"]["alpha"] > 0
     assert config["data"]["dataset_hash"] == toy_data().manifest["dataset_hash"]
     assert config["generator"]["divisor"] == 8
@@ -99,6 +99,8 @@ def test_ctrl_c_saves_and_resume_continues_identically(straight_run, tmp_path):
     assert not (out / "generator.keras").exists()
     unfinished = T.load_run(out)
     assert not unfinished.finished and unfinished.generator is not None
+    # Its step count is the checkpoint's; history.json has steps_done only once a run finished.
+    assert unfinished.steps_done == 3 and "steps_done" not in unfinished.history
 
     created = json.loads((out / "config.json").read_text())["created"]
     resumed = _train(out, resume=True)
@@ -157,7 +159,7 @@ def test_nan_loss_stops_clearly_and_keeps_the_last_good_checkpoint(tmp_path):
     assert T.latest_checkpoint(out).endswith("ckpt-4")
     assert not (out / "generator.keras").exists()
     run = T.load_run(out)
-    assert not run.finished
+    assert not run.finished and run.steps_done == 4
     weights = np.concatenate([w.ravel() for w in run.generator.get_weights()])
     assert np.isfinite(weights).all()
 

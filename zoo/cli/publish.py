@@ -30,7 +30,7 @@ def publish(
     ] = False,
 ) -> None:
     """Publish a training run's generator as the next version of a zoo model."""
-    from zoo.registry.publish import publish_run
+    from zoo.training.publish import publish_run
     from zoo.registry.store import Zoo
 
     root = zoo_dir or default_zoo()

@@ -1,14 +1,15 @@
 """The model zoo: versions, cards, SavedModel export and TF Serving config.
 
-``Zoo`` (store.py) is the on-disk zoo, ``publish_run`` (publish.py) the library form of
-``semzoo publish``. Imported lazily: ``import zoo.registry`` does not import TensorFlow.
+``Zoo`` (store.py) is the on-disk zoo, ``publish_generator`` (publish.py) publishes a
+generator with its card; publishing a training run is training's part
+(:func:`zoo.training.publish.publish_run`). Imported lazily: ``import zoo.registry`` does not
+import TensorFlow.
 """
 
 from __future__ import annotations
 
 _LAZY = {
     "Zoo": ("zoo.registry.store", "Zoo"),
-    "publish_run": ("zoo.registry.publish", "publish_run"),
     "publish_generator": ("zoo.registry.publish", "publish_generator"),
     "export_generator": ("zoo.registry.export", "export_generator"),
     "validate_card": ("zoo.registry.card", "validate_card"),

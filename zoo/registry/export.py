@@ -47,19 +47,19 @@ DEFAULT_MIN_TILE = 256
 
 
 def generator_divisor(generator, *, candidates: Sequence[int] = (1, 2, 4, 8, 16, 32, 64)) -> int:
-    """The multiple of H, W the generator needs: its ``divisor`` attribute, else probed.
+    """Measure the multiple of H, W a generator of unknown architecture needs.
 
-    Probing runs the model on tiny odd multiples (3d x 5d) of each candidate and returns the
-    first ``d`` whose output has the expected (6d x 10d) shape.
+    For a network from elsewhere: a zoo.nets generator's divisor is known (``DIVISOR``, recorded
+    in a run's config.json) and is passed to :func:`tile_geometry` as is. Runs the model on tiny
+    odd multiples (3d x 5d) of each candidate and returns the first ``d`` whose output has the
+    expected (6d x 10d) shape.
     """
-    for attr in ("divisor", "size_divisor"):
-        value = getattr(generator, attr, None)
-        if isinstance(value, int) and value >= 1:
-            return value
+    import tensorflow as tf
+
     for d in candidates:
         try:
             out = generator(np.zeros((1, 3 * d, 5 * d, 1), np.float32), training=False)
-        except Exception:  # noqa: BLE001 - a shape error is the probe's "no"
+        except (ValueError, tf.errors.InvalidArgumentError):  # mismatched shapes: the probe's "no"
             continue
         if tuple(out.shape) == (1, 6 * d, 10 * d, 1):
             return d
@@ -104,11 +104,14 @@ def receptive_field_radius(generator, *, divisor: int, max_probe: int = 1024, se
 def tile_geometry(
     generator,
     *,
-    divisor: int | None = None,
+    divisor: int,
     min_tile: int = DEFAULT_MIN_TILE,
     radius: int | None = None,
 ) -> dict:
     """The card's ``tile`` entry: divisor, receptive-field overlap and a tile size.
+
+    ``divisor`` is the multiple of H, W the generator needs (a zoo.nets generator's ``DIVISOR``,
+    which a training run records in config.json; :func:`generator_divisor` measures an unknown one).
 
     The overlap is the measured receptive-field radius rounded up to a multiple of the
     divisor, so that with a tile size that is a multiple of the divisor the tile stride
@@ -120,7 +123,6 @@ def tile_geometry(
     generator: ``receptive_field_radius_lr(config)``); it is then not measured, because the
     gradient probe can under-read it where far-away gradients underflow in float32.
     """
-    divisor = divisor or generator_divisor(generator)
     if radius is None:
         radius = receptive_field_radius(generator, divisor=divisor)
     overlap = divisor * math.ceil(radius / divisor)

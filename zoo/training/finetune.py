@@ -254,7 +254,7 @@ def finetune(
             fold_table, fold_gaps = pool(list(tables), list(gaps))
             fold_results.append(FoldResult(
                 fold.name, fold.train, fold.held_out, stopper.best_step,
-                int(run.history.get("steps_done", steps)), stopper.best, stopper.parent_l1,
+                int(run.steps_done), stopper.best, stopper.parent_l1,
                 fold_table, fold_gaps))
             last_run = run
         best = [f.best_step for f in fold_results]
@@ -300,7 +300,7 @@ def _card(run, name, parent_ref, manifest, calib_hash, folds, table, final_steps
           retrain, preset, steps) -> dict:
     from zoo.nets.generator import DIVISOR, receptive_field_radius_lr
     from zoo.registry.export import tile_geometry
-    from zoo.registry.publish import card_from_run
+    from zoo.training.publish import card_from_run
 
     card = dict(card_from_run(
         run, name=name, parent=parent_ref,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from zoo.errors import UserError
+from zoo.training.checkpoint import build_srgan, restore_generator, training_checkpoint
 from zoo.training.data import TrainingData, manifest_summary, patch_data
 from zoo.training.rundir import (
     CHECKPOINT_DIR,
@@ -35,6 +36,7 @@ from zoo.training.rundir import (
     Run,
     latest_checkpoint,
     load_run,
+    read_config,
     read_json,
     write_json,
 )
@@ -103,42 +105,6 @@ def start_from_weights(model, iterator, weights: list, discriminator_warmup: int
         step(lr, hr)
 
 
-def build_srgan(config, *, seed: int = 0):
-    """Generator, discriminator and SRGAN for a TrainingConfig, compiled with the paper's Adam."""
-    import keras
-
-    from zoo.nets.discriminator import build_discriminator
-    from zoo.nets.gan import SRGAN
-    from zoo.nets.generator import build_generator
-
-    def adam(rate):
-        return keras.optimizers.Adam(rate, beta_1=config.adam_beta_1, beta_2=config.adam_beta_2)
-
-    model = SRGAN(build_generator(config), build_discriminator(config), alpha=config.alpha,
-                  beta=config.beta, d_every=config.d_every, ema_decay=config.ema_decay, seed=seed)
-    model.build((None, None, None, 1))
-    model.compile(g_optimizer=adam(config.g_learning_rate), d_optimizer=adam(config.d_learning_rate))
-    return model
-
-
-def _checkpoint(model, iterator=None):
-    import tensorflow as tf
-
-    objects = {"model": model, "g_optimizer": model.g_optimizer, "d_optimizer": model.d_optimizer}
-    if iterator is not None:
-        objects["data_iterator"] = iterator
-    return tf.train.Checkpoint(**objects)
-
-
-def restore_generator(run_config: Mapping[str, Any], checkpoint: str):
-    """The float32 EMA generator saved in ``checkpoint`` of a run with config.json ``run_config``."""
-    from zoo.nets.presets import TrainingConfig
-
-    model = build_srgan(TrainingConfig.from_dict(run_config["training"]))
-    _checkpoint(model).restore(checkpoint).expect_partial()
-    return model.averaged_generator()
-
-
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -169,8 +135,7 @@ def _resolve_config(run_dir: Path, resume: bool, preset: str, steps: int | None,
     from zoo.nets.presets import TrainingConfig, get_preset
 
     if resume:
-        stored = read_json(run_dir / CONFIG_FILE)
-        config = TrainingConfig.from_dict(stored["training"])
+        config = TrainingConfig.from_dict(read_config(run_dir)["training"])
     else:
         config = get_preset(preset)
     changes = dict(overrides or {})
@@ -273,10 +238,10 @@ def train(
         raise UserError(f"--sample-type {sample_type} does not match the data set's sample type {data_type}")
     sample_type = sample_type or data_type
     if resume:
-        stored = read_json(run_dir / CONFIG_FILE)
-        if stored.get("data", {}).get("dataset_hash") != manifest.get("dataset_hash"):
+        stored = read_config(run_dir)
+        if stored["data"].get("dataset_hash") != manifest.get("dataset_hash"):
             raise UserError(f"{run_dir} was trained on a different data set (dataset_hash differs)")
-        seed = int(stored.get("seed", seed))
+        seed = int(stored["seed"])
     config = _resolve_config(run_dir, resume, preset, steps, overrides, manifest)
 
     import keras
@@ -319,7 +284,6 @@ def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, c
         "preset": config.name,
         "sample_type": sample_type,
         "seed": seed,
-        "steps": config.steps,
         "scale": SCALE,
         "training": config.to_dict(),
         "data": {"source": data.source, **manifest_summary(manifest)},
@@ -335,7 +299,7 @@ def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, c
     }
     if init_from is not None:
         run_config["initialised_from"] = init_from.ref
-    checkpoint = _checkpoint(model, train_iterator)
+    checkpoint = training_checkpoint(model, train_iterator)
     manager = tf.train.CheckpointManager(checkpoint, str(run_dir / CHECKPOINT_DIR),
                                          max_to_keep=config.keep_checkpoints)
     if resume:
@@ -344,7 +308,7 @@ def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, c
         model.g_optimizer.learning_rate.assign(config.g_learning_rate)
         model.d_optimizer.learning_rate.assign(config.d_learning_rate)
         # Keep when the run began; note each continuation.
-        stored = read_json(run_dir / CONFIG_FILE)
+        stored = read_config(run_dir)
         run_config["created"] = stored.get("created", run_config["created"])
         if stored.get("initialised_from"):
             run_config["initialised_from"] = stored["initialised_from"]
@@ -427,7 +391,6 @@ def _loop(model, config, run_dir, manager, iterator, val_dataset, history, run_c
                 history.setdefault("step", []).append(step)
                 for key, value in epoch_logs.items():
                     history.setdefault(key, []).append(value)
-                history["steps_done"] = step
                 write_json(run_dir / HISTORY_FILE, history)
             if progress:
                 progress(step, total)
@@ -450,9 +413,9 @@ def _loop(model, config, run_dir, manager, iterator, val_dataset, history, run_c
     tmp = run_dir / f".{GENERATOR_FILE}.tmp.keras"
     generator.save(tmp)
     os.replace(tmp, run_dir / GENERATOR_FILE)
-    history["steps_done"] = step
+    history["steps_done"] = step  # only a finished run has it (see zoo.training.rundir)
     write_json(run_dir / HISTORY_FILE, history)
-    return Run(generator, run_config, manifest, history, run_dir, finished=True)
+    return Run(generator, run_config, manifest, history, run_dir, finished=True, steps_done=step)
 
 
 def initial_generator(zoo_root: str | os.PathLike, spec: str, *, preset: str,
