@@ -1,6 +1,7 @@
+#!/usr/bin/env python3
 """Which inference variants are faster on this machine: XLA, bfloat16, batching of tiles.
 
-``python -m zoo.benchmark.variants ZOO NAME VERSION [--size 390] [--rounds 5]`` times, in
+``python tools/benchmark_variants.py ZOO NAME VERSION [--size 390] [--rounds 5]`` times, in
 one process and alternating call by call (so a background load hits every variant alike):
 
 - ``float32``: the served SavedModel signature, as `semzoo serve` runs it (the baseline);
