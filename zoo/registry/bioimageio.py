@@ -22,8 +22,8 @@ How the zoo's contract maps onto bioimage.io's (nothing is changed, only describ
   divides by ``std + eps`` (eps = 1e-6, a relative change of 1e-6 / std).
 - The zoo's client maps the output back with the *input's* statistics (``out * std + mean``).
   bioimage.io 0.5 has no postprocessing that reuses a preprocessing's per-sample statistics
-  (``scale_mean_variance`` would also force the output's own standard deviation to the input's,
-  i.e. rescale the detail the model adds), so the output is declared as it comes out: the
+  (``scale_mean_variance`` would also force the output's own standard deviation to the input's;
+  it is lower, by the noise the model removes), so the output is declared as it comes out: the
   enhanced image in units of the input's standard deviation about its mean. The package's
   README says how to get back to the input's intensities.
 - Axes: batch, y, x, channel (the SavedModel's NHWC) with their pixel size in nanometres, the
