@@ -9,17 +9,32 @@ from typing import Annotated, Callable, Iterator, Optional
 
 import typer
 
-REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# Running from a source checkout (an editable install): models/ beside zoo/ and pyproject.toml.
+REPO_MODELS = PACKAGE_DIR.parent / "models"
+# An installed wheel carries a copy of models/ inside the package (setup.py's build_py).
+BUNDLED_MODELS = PACKAGE_DIR / "bundled_models"
 
 
 def default_zoo() -> Path:
-    """The zoo used when no ``--zoo`` is given: $SEMZOO_ZOO, else the repository's models/."""
-    return Path(os.environ.get("SEMZOO_ZOO") or REPO_MODELS)
+    """The zoo used when no ``--zoo`` is given.
+
+    $SEMZOO_ZOO when set; else, running from a source checkout, the repository's models/; else
+    the bundled models an installed package ships (``zoo/bundled_models/``, a copy of models/
+    made when the wheel was built). That copy lives in site-packages and is replaced on every
+    upgrade: publish or fine-tune into a zoo of your own (``--zoo DIR`` or $SEMZOO_ZOO).
+    """
+    if os.environ.get("SEMZOO_ZOO"):
+        return Path(os.environ["SEMZOO_ZOO"])
+    if (PACKAGE_DIR.parent / "pyproject.toml").is_file() and REPO_MODELS.is_dir():
+        return REPO_MODELS
+    return BUNDLED_MODELS
 
 
 ZooOption = Annotated[
     Optional[Path],
-    typer.Option("--zoo", help="Model zoo directory (default: $SEMZOO_ZOO or the repository's models/)."),
+    typer.Option("--zoo", help="Model zoo directory (default: $SEMZOO_ZOO, else the checkout's models/, "
+                               "else the models bundled with the installed package)."),
 ]
 OverwriteOption = Annotated[
     bool, typer.Option("--overwrite", help="Replace output files that already exist.")
