@@ -227,13 +227,17 @@ def enhance_job(
                 overwrite=overwrite,
             ))
         if job.compare is not None:
-            canvas = compare_image(
+            from zoo.client.closeups import enhance_compare_figure
+
+            canvas = enhance_compare_figure(
                 sem.image, enhanced,
                 left=f"input, Lanczos x2 ({sem.pixel_size_nm:g} nm -> {out_pixel:g} nm)",
                 right=f"{run['model']} v{run['version']} ({out_pixel:g} nm)"
                       + (" + consistent" if consistent else ""),
+                pixel_size_nm=out_pixel,
                 consistency=cmap.judged.z,  # with --consistent: the model's own map, what was corrected
-                third="model's consistency z, before --consistent (grey: agrees; +-5 sigma)" if consistent else "",
+                consistency_label="model's consistency z, before --consistent (grey: agrees; +-5 sigma)"
+                                  if consistent else "",
             )
             write_png_atomic(job.compare, canvas, overwrite=overwrite)
     except BaseException:
