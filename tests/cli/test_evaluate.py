@@ -49,7 +49,7 @@ def test_evaluate_folders_with_truth_writes_a_report(cli, data, tmp_path):
         "--truth", truth_file, "--report", report,
     )
     assert result.exit_code == 0, result.output
-    for name in ("report.md", "results.json", "fig2_gap_profiles.png", "fig3_gap_sizes.png", "fig4_spectra.png"):
+    for name in ("report.md", "results.json", "fig1_closeups.png", "fig2_gap_profiles.png", "fig3_gap_sizes.png", "fig4_spectra.png"):
         assert (report / name).stat().st_size > 0, name
     assert cv2.imread(str(report / "fig4_spectra.png")) is not None
     numbers = json.loads((report / "results.json").read_text())

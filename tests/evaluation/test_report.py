@@ -88,16 +88,43 @@ def test_write_report_and_aggregate(triple, tmp_path):
     assert table["output"]["ssim"] == pytest.approx((a.table["output"]["ssim"] + b.table["output"]["ssim"]) / 2)
     out = write_report([a, b], tmp_path / "rep")
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["fig2_gap_profiles.png", "fig3_gap_sizes.png", "fig4_spectra.png", "report.md", "results.json"]
+    assert names == ["fig1_closeups.png", "fig2_gap_profiles.png", "fig3_gap_sizes.png", "fig4_spectra.png",
+                     "report.md", "results.json"]
     for png in out.glob("*.png"):
         img = cv2.imread(str(png))
         assert img is not None and img.shape[1] >= 1000 and img.std() > 10
     with pytest.raises(UserError, match="not empty"):
         write_report(a, out)
-    assert len(list(out.iterdir())) == 5
+    assert len(list(out.iterdir())) == 6
     write_report(a, out, overwrite=True)
     assert "## Per pair" not in (out / "report.md").read_text()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
+
+
+def test_fig1_profiles_follow_the_truths_gaps_where_output_and_lanczos_differ(triple, tmp_path, monkeypatch):
+    import zoo.client.closeups as closeups
+    from zoo.evaluation.report import closeups_figure
+
+    lr, output, target, truth = triple
+    result = evaluate(lr, output, target, pixel_size_nm=PIXEL_NM, truth=truth, name="a")
+    assert len(result.gaps.lines) > 3
+    seen = {}
+    real = closeups.closeup_figure
+
+    def spy(lanczos, enhanced, **kwargs):
+        seen.update(kwargs, lanczos=lanczos, enhanced=enhanced)
+        return real(lanczos, enhanced, **kwargs)
+
+    monkeypatch.setattr(closeups, "closeup_figure", spy)
+    closeups_figure(result, tmp_path / "fig1.png")
+    lines = seen["lines"]
+    assert len(lines) == 3 and all(line in result.gaps.lines for line in lines)
+    diffs = {tuple(map(tuple, line)): closeups.line_difference(seen["lanczos"], seen["enhanced"], line)
+             for line in result.gaps.lines}
+    # the three truth gaps with the largest |output - Lanczos| along their line, in that order
+    assert [diffs[tuple(map(tuple, line))] for line in lines] == sorted(diffs.values(), reverse=True)[:3]
+    assert seen["truth"] is result.images["target"]
+    assert (tmp_path / "fig1.png").stat().st_size <= closeups.MAX_BYTES
 
 
 def test_a_specimen_without_gaps_still_gets_a_report(triple, tmp_path):

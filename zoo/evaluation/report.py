@@ -57,6 +57,7 @@ from zoo.evaluation.tables import (
 
 SCALE = 2
 FIGURES = {
+    "closeups": "fig1_closeups.png",
     "gap_profiles": "fig2_gap_profiles.png",
     "gap_histograms": "fig3_gap_sizes.png",
     "spectra": "fig4_spectra.png",
@@ -322,12 +323,31 @@ def write_report(
     if report_dir.is_dir() and any(report_dir.iterdir()) and not overwrite:
         raise UserError(f"{report_dir} exists and is not empty; pass --overwrite to replace it")
     with report_folder(report_dir) as tmp:
+        closeups_figure(results[0], tmp / FIGURES["closeups"])
         figures.gap_profiles(results, tmp / FIGURES["gap_profiles"])
         figures.gap_histograms(results, tmp / FIGURES["gap_histograms"])
         figures.spectra(results, tmp / FIGURES["spectra"])
         (tmp / "results.json").write_text(json.dumps(results_json(results), indent=2) + "\n")
         (tmp / "report.md").write_text(_markdown(results, title))
     return report_dir
+
+
+def closeups_figure(result: EvaluationResult, path: Path, *, count: int = 3) -> None:
+    """Fig. 1: :func:`zoo.client.closeups.closeup_figure` of one result, with the target as
+    truth and the profiles along the target's gap lines where output and Lanczos differ most."""
+    import cv2
+
+    from zoo.client.closeups import closeup_figure, line_difference
+
+    lanczos, output = result.images["input"], result.images["output"]
+    truth_lines = list(result.gaps.lines)
+    truth_lines.sort(key=lambda line: -line_difference(lanczos, output, line))
+    canvas, _ = closeup_figure(lanczos, output, left="input (Lanczos x2)", right="output",
+                               truth=result.images["target"], lines=truth_lines[:count] or None,
+                               pixel_size_nm=result.pixel_size_nm,
+                               title=f"{result.name}: Lanczos x2 vs output vs target")
+    if not cv2.imwrite(str(path), canvas, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
+        raise OSError(f"could not write {path}")
 
 
 @contextlib.contextmanager
@@ -428,6 +448,14 @@ def _markdown(results: Sequence[EvaluationResult], title: str) -> str:
             lines += [f"## {title}", "", as_markdown(table), "", text, ""]
     lines += [
         "## Figures",
+        "",
+        f"![Close-ups]({FIGURES['closeups']})",
+        "",
+        f"Fig. 1 ({results[0].name}): the output's full field small; crops at full resolution "
+        "(x2) of Lanczos, output and target where the output differs most from Lanczos (mean "
+        "|output - Lanczos| over the crop, largest first, not overlapping); profiles across the "
+        "target's gaps where output and Lanczos differ most along the line (dashed: Lanczos, "
+        "solid: output, dotted: target).",
         "",
         f"![Gap profiles]({FIGURES['gap_profiles']})",
         "",
