@@ -113,6 +113,71 @@ def test_new_version_published_during_requests_fails_none(fresh_zoo):
     assert all(v == 2 for v, _ in seen[-10:])
 
 
+def test_truncated_newest_version_leaves_the_previous_latest_serving_under_load(tmp_path):
+    """1, 2 (stable) -> 3 published -> a truncated 4 appears: the latest stays on 3, stable on 2.
+
+    Issue 15 part 2: the labelled 2 used to count as availability, so 3 was unloaded when 4
+    was aspired and the latest fell back to 2. TF Serving keeps 3 (AspireErrorDontUnload).
+    """
+    import os
+
+    from zoo.server.server import EmbeddedServer
+
+    root = tmp_path / "zoo"
+    publish(root, "tiny", gain=1.0)
+    publish(root, "tiny", gain=2.0, label="stable")
+    image = np.ones((1, 4, 4, 1), np.float32)
+    gains = {1: 1.0, 2: 2.0, 3: 3.0}
+    with EmbeddedServer(root, port=0, poll_seconds=0.05) as srv:
+        channel, predict, model = stubs_for(srv.target)
+        seen, errors, stop = [], [], threading.Event()
+
+        def hammer(spec):
+            while not stop.is_set() and len(seen) < 20000:
+                try:
+                    response = predict.Predict(predict_request(image=image, **spec), timeout=30)
+                    seen.append((spec.get("label", "latest"), response.model_spec.version.value,
+                                 float(outputs(response).mean())))
+                except grpc.RpcError as exc:  # any failure is what this test is about
+                    errors.append(exc)
+
+        threads = [threading.Thread(target=hammer, args=(spec,)) for spec in ({}, {}, {"label": "stable"})]
+        for t in threads:
+            t.start()
+        try:
+            wait_for(lambda: len(seen) > 20)
+            publish(root, "tiny", gain=3.0)
+            wait_for(lambda: any(kind == "latest" and v == 3 for kind, v, _ in seen[-10:]))
+            # v4 appears whole but truncated (built aside, cut, renamed in: the poller never
+            # sees it half-written), so its sha256 no longer matches its card
+            staging = root / "tiny" / ".tmp-4"
+            shutil.copytree(root / "tiny" / "3", staging)
+            data = next((staging / "variables").glob("variables.data-*"))
+            data.write_bytes(data.read_bytes()[: len(data.read_bytes()) // 2])
+            os.rename(staging, root / "tiny" / "4")
+            wait_for(lambda: version_states(model).get(4, (0,))[0] == 50)  # END: refused
+            count = len(seen)
+            wait_for(lambda: sum(kind == "latest" for kind, _, _ in seen[count:]) > 30
+                     and sum(kind == "stable" for kind, _, _ in seen[count:]) > 10)
+            after_refusal = seen[count:]
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=60)
+        states = version_states(model)
+        channel.close()
+    assert not errors
+    assert states[4][1] == 15 and "failed verification" in states[4][2]  # DATA_LOSS
+    assert {v for v, (state, _, _) in states.items() if state == 30} == {2, 3}
+    assert all(gain == gains[v] for _, v, gain in seen)  # never a half-loaded version
+    assert {v for kind, v, _ in seen if kind == "stable"} == {2}
+    assert {v for kind, v, _ in seen if kind == "latest"} == {2, 3}
+    # once 3 answered, the latest stayed on 3 -- through 4's arrival and refusal
+    latest = [v for kind, v, _ in seen if kind == "latest"]
+    assert latest[latest.index(3):] == [3] * (len(latest) - latest.index(3))
+    assert {v for kind, v, _ in after_refusal if kind == "latest"} == {3}
+
+
 def test_model_config_file_policies_and_labels(fresh_zoo, tmp_path):
     from zoo.server.server import EmbeddedServer
 

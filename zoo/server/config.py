@@ -20,8 +20,9 @@ log = logging.getLogger("zoo.server")
 class ZooSource:
     """Every model in a zoo directory: its latest version plus every labelled version.
 
-    If none of those loads (say the server starts just after a broken version was
-    published), the newest older version that verifies and loads serves instead.
+    If the latest does not load (say the server starts just after a broken version was
+    published), the newest older version that verifies and loads answers requests for the
+    latest instead (a labelled version is served besides, never instead).
 
     Labels come from the zoo (:meth:`zoo.registry.store.Zoo.labels`), so ``@stable`` keeps
     resolving to the version the zoo says, even after a newer (unlabelled) one is published.

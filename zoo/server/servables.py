@@ -7,9 +7,12 @@ loads aspired versions and unloads the rest. As in TF Serving:
 - a version is a directory whose name is an integer under the model's base path (anything
   else, such as the zoo's hidden ``.tmp-*`` publish directories, is ignored);
 - the version policy is ``latest`` (N newest), ``all`` or ``specific``;
-- unloading is *availability-preserving*: a version that is no longer aspired keeps serving
-  until an aspired version of the same model is available, so a new version that fails to
-  load never takes a model offline;
+- unloading is *availability-preserving* (TF Serving's AvailabilityPreservingPolicy): a version
+  that is no longer aspired keeps serving until a version the *version policy* aspires is
+  available; while none is, the newest such version stays and older ones go (its test
+  ``AspireErrorDontUnload``). So a new version that fails to load never takes the model, or
+  its latest, offline. A labelled version is served besides the policy's but does not count as
+  availability: with ``stable`` on 2 and 3 serving, a corrupt 4 leaves 3 answering the latest;
 - every version's state (START/LOADING/AVAILABLE/UNLOADING/END plus the error of a failed
   load) is kept for GetModelStatus.
 
@@ -65,15 +68,19 @@ class ModelSource:
     extra_aspired: frozenset[int] = frozenset()
     fallback: bool = False  # when nothing aspired loads, serve the newest older version that does
 
-    def aspired(self, on_disk: Iterable[int]) -> set[int]:
+    def policy_aspired(self, on_disk: Iterable[int]) -> set[int]:
+        """The versions the version policy chooses (without ``extra_aspired``)."""
         on_disk = sorted(set(on_disk))
         if self.policy == "all":
-            chosen = set(on_disk)
-        elif self.policy == "specific":
-            chosen = set(self.versions) & set(on_disk)
-        else:
-            chosen = set(on_disk[-max(self.num_versions, 1):]) if on_disk else set()
-        return chosen | (set(self.extra_aspired) & set(on_disk))
+            return set(on_disk)
+        if self.policy == "specific":
+            return set(self.versions) & set(on_disk)
+        return set(on_disk[-max(self.num_versions, 1):]) if on_disk else set()
+
+    def aspired(self, on_disk: Iterable[int]) -> set[int]:
+        """Every version to load: the policy's plus the ``extra_aspired`` ones on disk."""
+        on_disk = set(on_disk)
+        return self.policy_aspired(on_disk) | (set(self.extra_aspired) & on_disk)
 
 
 def versions_on_disk(base_path: Path) -> dict[int, Path]:
@@ -218,25 +225,51 @@ class ServableManager:
             # TF Serving logs this too; usually a wrong base_path (e.g. /models/... outside Docker)
             log.warning("no versions of %s found under base path %s", name, source.base_path)
         self._empty.discard(name) if on_disk else self._empty.add(name)
+        chosen = source.policy_aspired(on_disk)
         aspired = source.aspired(on_disk)
         for version in sorted(aspired, reverse=True):  # newest first: it serves "latest" soonest
             if version in self._loaded.get(name, {}):
                 continue
             if not self._failed_unchanged(name, version, on_disk[version]):
                 self._load(name, version, on_disk[version])
-        if source.fallback and not self._loaded.get(name):
+        loaded = set(self._loaded.get(name, {}))
+        if source.fallback and not loaded & chosen and not loaded - aspired:
             # E.g. a server (re)started after a broken version was published: rather than
-            # serve nothing, serve the newest older version that verifies and loads.
+            # serve nothing (or only a labelled older version), serve the newest version newer
+            # than every loaded one that verifies and loads -- what the availability-preserving
+            # rule below would have kept serving had the server been running.
+            newest_loaded = max(loaded, default=0)
             for version in sorted(set(on_disk) - aspired, reverse=True):
+                if version < newest_loaded:
+                    break
                 if self._failed_unchanged(name, version, on_disk[version]):
                     continue
                 self._load(name, version, on_disk[version])
-                if self._loaded.get(name):
+                if version in self._loaded.get(name, {}):
                     log.warning("%s: serving version %d until a newer version loads", name, version)
                     break
         with self._lock:
             self._labels[name] = dict(source.labels)
-        self._retire(name, set(self._loaded.get(name, {})) - aspired)
+        self._retire_unaspired(name, chosen, aspired)
+
+    def _retire_unaspired(self, name: str, chosen: set[int], aspired: set[int]) -> None:
+        """TF Serving's AvailabilityPreservingPolicy, with labels not counting as availability.
+
+        Versions no longer aspired are unloaded once a version the policy chose (``chosen``)
+        is available; until then the newest of them keeps serving (TF Serving unloads the
+        lowest unaspired version only while more than one is ready). A labelled version held
+        by ``extra_aspired`` is not "the latest": counting it would let a corrupt newest
+        version unload the one that answers requests for the latest.
+        """
+        loaded = set(self._loaded.get(name, {}))
+        unaspired = loaded - aspired
+        if not unaspired:
+            return
+        if loaded & chosen:
+            self._retire(name, unaspired)
+        elif aspired:
+            self._retire(name, unaspired - {max(unaspired)}, force=True)
+        # nothing aspired at all (say every version directory is gone): keep what serves
 
     def _failed_unchanged(self, name: str, version: int, path: Path) -> bool:
         """Failed before and unchanged since: do not retry (and re-log) on every poll."""
