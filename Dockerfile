@@ -14,6 +14,10 @@ EXPOSE 8500 8501
 # The base image's entrypoint serves a single $MODEL_NAME; we serve the whole zoo instead.
 # The config is re-read every 60 s, so labels moved with `semzoo zoo label` + `semzoo zoo
 # config` take effect without a restart when /serving is mounted from the host.
+# No --enable_serialization_as_tensor_content: it puts string outputs (the card signature) in
+# tensor_content too, which tf.make_ndarray cannot decode. Typed fields are as large on the
+# wire (packed floats are the same 4 bytes) and semzoo's client decodes them as fast
+# (docs/performance.md, "Output encoding").
 ENTRYPOINT ["tensorflow_model_server", \
             "--port=8500", \
             "--rest_api_port=8501", \
@@ -22,5 +26,4 @@ ENTRYPOINT ["tensorflow_model_server", \
             "--enable_batching=true", \
             "--batching_parameters_file=/serving/batching.config", \
             "--monitoring_config_file=/serving/monitoring.config", \
-            "--enable_grpc_healthcheck_service=true", \
-            "--enable_serialization_as_tensor_content=true"]
+            "--enable_grpc_healthcheck_service=true"]

@@ -208,11 +208,12 @@ def test_round_robin_over_replicas_and_past_a_dead_one(client_zoo):
         assert a.prediction.requests >= 2 and b.prediction.requests >= 2
 
 
-def test_float_val_responses_give_the_same_result(client_zoo, rng):
+def test_tensor_content_responses_give_the_same_result(client_zoo, rng):
+    # as from tensorflow_model_server --enable_serialization_as_tensor_content (the card too)
     from zoo.server.server import EmbeddedServer
 
     image = rng.integers(0, 4000, (40, 40)).astype(np.uint16)
-    with EmbeddedServer(client_zoo, port=0, poll_seconds=0, tensor_content=False) as srv:
+    with EmbeddedServer(client_zoo, port=0, poll_seconds=0, tensor_content=True) as srv:
         out, _ = EnhanceClient(srv.target, "tiny", version=1).enhance(image, 14.2)
     np.testing.assert_array_equal(out, nearest2x(image))
 

@@ -50,9 +50,9 @@ def test_predict_by_version_label_and_latest(stubs, batch, spec, gain, version):
     assert response.model_spec.name == "tiny"
     assert response.model_spec.version.value == version
     assert response.model_spec.signature_name == "serving_default"
-    # --enable_serialization_as_tensor_content: raw little-endian bytes, no float_val
+    # TF Serving's default (and the Docker image's): typed fields, no tensor_content
     tensor = response.outputs["enhanced"]
-    assert tensor.tensor_content and not tensor.float_val
+    assert len(tensor.float_val) == batch.size * 4 and not tensor.tensor_content
 
 
 def test_float_val_requests_are_accepted(stubs, batch):
@@ -84,9 +84,7 @@ def test_card_signature_returns_the_card_json(stubs, tiny_zoo):
 
     predict, _ = stubs
     tensor = predict.Predict(card_request(2), timeout=30).outputs["card"]
-    # tensor_content for strings is TensorFlow's EncodeStringList (varint lengths, then bytes),
-    # as tensorflow_model_server --enable_serialization_as_tensor_content writes it
-    assert tensor.tensor_content and not tensor.string_val
+    assert tensor.string_val and not tensor.tensor_content
     assert json.loads(to_ndarray(tensor)[0]) == Zoo(tiny_zoo).card("tiny", 2)
 
 
@@ -242,21 +240,99 @@ def test_messages_larger_than_grpc_default_4mib_pass(server, stubs):
     assert out.shape == (1, 2200, 2200, 1)
 
 
-def test_responses_as_float_val_when_asked(tiny_zoo, batch):
+def test_responses_as_tensor_content_when_asked(tiny_zoo, batch):
+    """tensor_content=True answers as tensorflow_model_server --enable_serialization_as_tensor_content:
+    Tensor::AsProtoTensorContent for every output, strings as TensorFlow's EncodeStringList
+    (varint lengths, then the bytes). tf.make_ndarray cannot read those strings (hence no such
+    flag in the Dockerfile); semzoo's client can."""
+    import json
+
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+    from zoo.client.protos import to_ndarray
     from zoo.server.server import EmbeddedServer
 
-    with EmbeddedServer(tiny_zoo, port=0, poll_seconds=0, tensor_content=False) as srv:
+    with EmbeddedServer(tiny_zoo, port=0, poll_seconds=0, tensor_content=True) as srv:
         with grpc.insecure_channel(srv.target) as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             response = stub.Predict(predict_request(version=1, image=batch), timeout=30)
-            card = stub.Predict(card_request(1), timeout=30)
+            card = stub.Predict(card_request(1), timeout=30).outputs["card"]
     tensor = response.outputs["enhanced"]
-    assert not tensor.tensor_content and len(tensor.float_val) == batch.size * 4
+    assert tensor.tensor_content and not tensor.float_val
     np.testing.assert_allclose(tf.make_ndarray(tensor), nearest2x(batch), rtol=1e-6)
-    assert card.outputs["card"].string_val and not card.outputs["card"].tensor_content
+    assert card.tensor_content and not card.string_val
+    assert json.loads(to_ndarray(card)[0])["name"] == "tiny"
+    with pytest.raises(ValueError, match="cannot create an OBJECT array from memory buffer"):
+        tf.make_ndarray(card)
+
+
+def signature_inputs(signature, image):
+    """One request's inputs for a SignatureDef: ``image`` for float inputs, a batch of 1 otherwise."""
+    import tensorflow as tf
+
+    inputs = {}
+    for alias, info in signature.inputs.items():
+        dtype = tf.dtypes.as_dtype(info.dtype).as_numpy_dtype
+        inputs[alias] = image.astype(dtype) if dtype == np.float32 else np.zeros(1, dtype)
+    return inputs
+
+
+def docker_image_answers_with_tensor_content() -> bool:
+    from tests.test_deployment import server_flags
+
+    return server_flags().get("enable_serialization_as_tensor_content", "false") == "true"
+
+
+@pytest.mark.parametrize("encoding", ["serve-defaults", "docker-flags"])
+def test_every_signature_reads_with_tf_make_ndarray(tiny_zoo, batch, encoding):
+    """Issue 15 part 3: a stock client decodes every output with tf.make_ndarray."""
+    import json
+
+    import tensorflow as tf
+    from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
+
+    from zoo.registry.store import Zoo
+    from zoo.server.server import EmbeddedServer
+
+    options = {"tensor_content": docker_image_answers_with_tensor_content()} if encoding == "docker-flags" else {}
+    with EmbeddedServer(tiny_zoo, port=0, poll_seconds=0, **options) as srv:
+        with grpc.insecure_channel(srv.target) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            metadata = stub.GetModelMetadata(_metadata_request("tiny"), timeout=30)
+            signatures = get_model_metadata_pb2.SignatureDefMap()
+            metadata.metadata["signature_def"].Unpack(signatures)
+            decoded = {}
+            for key, signature in signatures.signature_def.items():
+                if key.startswith("__"):  # __saved_model_init_op: no inputs, not callable over Predict
+                    continue
+                request = predict_request(signature=key)
+                for alias, array in signature_inputs(signature, batch).items():
+                    request.inputs[alias].CopyFrom(tf.make_tensor_proto(array))
+                response = stub.Predict(request, timeout=30)
+                assert set(response.outputs) == set(signature.outputs)
+                decoded[key] = {alias: tf.make_ndarray(t) for alias, t in response.outputs.items()}
+    assert set(decoded) == {"serving_default", "card"}
+    np.testing.assert_allclose(decoded["serving_default"]["enhanced"], 2.0 * nearest2x(batch), rtol=1e-6)
+    assert json.loads(decoded["card"]["card"][0]) == Zoo(tiny_zoo).card("tiny", 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, np.int32, np.int64, np.uint8, np.bool_])
+def test_typed_field_outputs_equal_tensorflows_own_encoding(rng, dtype):
+    """The fast float_val/double_val path gives the message tf.make_tensor_proto's fields would."""
+    import tensorflow as tf
+
+    from zoo.server.grpc_services import to_tensor_proto
+
+    array = (rng.standard_normal((2, 3, 5, 1)) * 100).astype(dtype)
+    proto = to_tensor_proto(array, as_content=False)
+    assert not proto.tensor_content
+    np.testing.assert_array_equal(tf.make_ndarray(proto), array)
+    assert proto.dtype == tf.dtypes.as_dtype(dtype).as_datatype_enum
+    if dtype in (np.float32, np.float64):
+        field = "float_val" if dtype == np.float32 else "double_val"
+        assert list(getattr(proto, field)) == array.reshape(-1).tolist()
+        assert to_tensor_proto(np.zeros((0, 4), dtype), as_content=False).tensor_shape.dim[0].size == 0
 
 
 def test_server_refuses_bad_options(tmp_path, tiny_zoo):

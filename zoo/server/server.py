@@ -65,6 +65,11 @@ class EmbeddedServer:
     port (read :attr:`port` / :attr:`target` after start). ``start`` loads the models first
     (as tensorflow_model_server does), then binds and serves; a background thread polls for
     new versions every ``poll_seconds`` (0: never).
+
+    Outputs travel in TF Serving's typed fields (``float_val``, ``string_val``), as the Docker
+    image serves them, so a stock client's ``tf.make_ndarray`` reads every signature;
+    ``tensor_content=True`` answers as ``--enable_serialization_as_tensor_content`` does
+    (strings too, which ``tf.make_ndarray`` cannot read).
     """
 
     def __init__(
@@ -80,7 +85,7 @@ class EmbeddedServer:
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
         workers: int = 8,
-        tensor_content: bool = True,
+        tensor_content: bool = False,
         run_warmup: bool = True,
         rest_port: int | None = None,
     ):
