@@ -280,3 +280,45 @@ def test_the_sidecar_is_never_left_half_written(cli, trust_zoo, tmp_path, monkey
     result = cli("enhance", tmp_path / "in.tif", "-o", tmp_path / "out.tif", "--zoo", trust_zoo, "--model", "tiny")
     assert result.exit_code != 0 and "disk full" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]  # no output, no map, no temp file
+
+
+def test_clipped_share_is_recorded_warned_about_and_float32_avoids_it(cli, cli_zoo, tmp_path):
+    from zoo.data.sem_tiff import read_sem, write_sem
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(20000, 45001, (40, 52)).astype(np.uint16)
+    image[5, 7:17] = 64000  # 10 of 2080 input pixels: tiny v2 (gain 2) pushes them past 65535
+    write_sem(tmp_path / "in.tif", image, 14.2)
+    result = cli("enhance", tmp_path / "in.tif", "-o", tmp_path / "out.tif", "--zoo", cli_zoo, "--model", "tiny:2")
+    assert result.exit_code == 0, result.output
+    described = read_sem(tmp_path / "out.tif").metadata["description"]
+    assert described["output_dtype"] == "uint16"
+    assert described["clipping"] == {"dtype": "uint16", "range": [0, 65535], "below": 0, "above": 40,
+                                     "share": 40 / (80 * 104)}
+    clipped = [line for line in result.stderr.splitlines() if "clipped" in line]
+    assert clipped == [f"warning: {tmp_path / 'in.tif'}: 0.48% of the output's pixels were clipped to uint16's "
+                       "range [0, 65535] (0 below, 40 above); --dtype float32 keeps them"]
+
+    result = cli("enhance", tmp_path / "in.tif", "-o", tmp_path / "float.tif", "--zoo", cli_zoo, "--model",
+                 "tiny:2", "--dtype", "float32")
+    assert result.exit_code == 0, result.output
+    assert "clipped" not in result.stderr
+    sem = read_sem(tmp_path / "float.tif")
+    assert sem.image.dtype == np.float32 and sem.image.max() > 65535 and sem.pixel_size_nm == pytest.approx(7.1)
+    assert sem.metadata["description"]["output_dtype"] == "float32"
+    assert sem.metadata["description"]["clipping"]["share"] == 0.0
+
+    result = cli("enhance", tmp_path / "in.tif", "-o", tmp_path / "x.tif", "--zoo", cli_zoo, "--dtype", "int8")
+    assert result.exit_code == 2 and "int8" in result.output
+
+
+def test_a_small_clipped_share_is_recorded_without_a_warning(cli, cli_zoo, tmp_path):
+    from zoo.data.sem_tiff import read_sem, write_sem
+
+    image = np.random.default_rng(4).integers(20000, 45001, (40, 52)).astype(np.uint16)
+    image[5, 7] = 64000  # 4 of 8320 output pixels clipped: 0.05%, under the 0.1% that warns
+    write_sem(tmp_path / "in.tif", image, 14.2)
+    result = cli("enhance", tmp_path / "in.tif", "-o", tmp_path / "out.tif", "--zoo", cli_zoo, "--model", "tiny:2")
+    assert result.exit_code == 0, result.output
+    assert read_sem(tmp_path / "out.tif").metadata["description"]["clipping"]["above"] == 4
+    assert "clipped" not in result.stderr

@@ -255,3 +255,42 @@ def test_a_larger_tile_size_means_fewer_tiles_and_the_same_result(served, rng):
         tiny_request.enhance(image, 14.2)
     assert big.last_run["tiles"] < card_tiles.last_run["tiles"] == tiny_request.last_run["tiles"]
     np.testing.assert_allclose(big_out, small_out, atol=1e-3)
+
+
+def overshooting_image(rng):
+    """uint16 scan in 20000-45000 with 5 pixels at 2000 and 3 at 64000: tiny v2 (gain 2) maps
+    x to 2x - mean, which only those 8 push beyond [0, 65535] (by thousands of grey levels)."""
+    image = rng.integers(20000, 45001, (24, 30)).astype(np.uint16)
+    flat = image.reshape(-1)
+    spots = rng.choice(flat.size, 8, replace=False)
+    flat[spots[:5]], flat[spots[5:]] = 2000, 64000
+    return image
+
+
+def test_clipping_is_counted_and_float32_output_keeps_the_overshoot(served, rng):
+    image = overshooting_image(rng)
+    expected = 2.0 * image.astype(np.float64) - image.mean(dtype=np.float64)
+    with EnhanceClient(served.target, "tiny", version=2) as client:
+        out, _ = client.enhance(image, 14.2)
+        clipping = client.last_run["clipping"]
+        assert out.dtype == np.uint16
+        assert clipping == {"dtype": "uint16", "range": [0, 65535], "below": 5 * 4, "above": 3 * 4,
+                            "share": 32 / out.size}
+        assert (out[nearest2x(image) == 2000] == 0).all() and (out[nearest2x(image) == 64000] == 65535).all()
+
+        floats, _ = client.enhance(image, 14.2, dtype="float32")
+        assert floats.dtype == np.float32
+        assert client.last_run["clipping"] == {"dtype": "float32", "range": None, "below": 0, "above": 0,
+                                               "share": 0.0}
+        np.testing.assert_allclose(floats, nearest2x(expected), atol=0.05)  # below 0, above 65535 kept
+        assert floats.min() < -20000 and floats.max() > 90000
+        # --consistent: the clipping is the written (back-projected) output's
+        projected, _ = client.enhance(image, 14.2, consistent=True)
+        clipping = client.last_run["clipping"]
+        assert clipping["below"] <= np.count_nonzero(projected == 0)
+        assert clipping["above"] <= np.count_nonzero(projected == 65535)
+        with pytest.raises(UserError, match="output dtype must be one of input, float32"):
+            client.enhance(image, 14.2, dtype="int8")
+    with EnhanceClient(served.target, "tiny", version=1) as client:
+        client.enhance(image, 14.2)
+        assert client.last_run["clipping"]["share"] == 0.0  # gain 1: nothing beyond the range

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 from pathlib import Path
 from typing import Annotated, Iterator, List
 
@@ -23,6 +24,11 @@ from zoo.cli.options import (
 )
 
 
+class OutputDtype(str, enum.Enum):
+    input = "input"
+    float32 = "float32"
+
+
 def enhance(
     inputs: Annotated[List[Path], typer.Argument(help="SEM TIFF files and/or folders of them.", show_default=False)],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output TIFF (one input) or folder (several).")],
@@ -35,6 +41,11 @@ def enhance(
     tile_size: TileSizeOption = None,
     strict: StrictOption = False,
     consistent: ConsistentOption = False,
+    dtype: Annotated[
+        OutputDtype,
+        typer.Option("--dtype", help="Output pixel type: the input's (overshoot beyond its range is clipped, "
+                                     "the share recorded and warned about) or float32 (nothing clipped)."),
+    ] = OutputDtype.input,
 ) -> None:
     """Enhance SEM images x2 with a zoo model; writes TIFFs with the new pixel size and provenance.
 
@@ -46,11 +57,15 @@ def enhance(
     minus the input, in units of the input's noise (README, "Trust"). Where it contradicts the
     input over more of the image than the calibrated threshold, a warning says so (--strict:
     that output is not written; outputs of earlier inputs stay).
+
+    Outputs have the input's pixel type; where the network overshoots an integer type's range
+    the pixels are clipped, the share is recorded in the provenance and more than 0.1% is
+    warned about. --dtype float32 writes float32 TIFFs on the input's intensity scale instead.
     """
     import warnings
 
     from zoo.client.consistency import warning_message
-    from zoo.client.files import ModelSpec, enhance_job, plan, read_checked
+    from zoo.client.files import ModelSpec, clipping_warning, enhance_job, plan, read_checked
 
     spec = ModelSpec.parse(model) if model is not None else None
     jobs = plan(inputs, out, compare=compare, overwrite=overwrite)
@@ -79,10 +94,13 @@ def enhance(
                 result = enhance_job(
                     job, client, pixel_size_nm=pixel_size, server=server_text, overwrite=overwrite,
                     progress=lambda done, total, name=name: update(done, total=total, description=name),
-                    consistent=consistent, strict=strict,
+                    consistent=consistent, strict=strict, dtype=dtype.value,
                 )
                 if result["consistency"]["flagged"]:
                     typer.echo(f"warning: {job.source}: {warning_message(result['consistency'])}", err=True)
+                clipped = clipping_warning(result)
+                if clipped:
+                    typer.echo(f"warning: {job.source}: {clipped}", err=True)
                 typer.echo(result_line(job, result))
         for warning in caught:
             typer.echo(f"warning: {warning.message}", err=True)

@@ -15,7 +15,8 @@ What it does for one image (de Haan et al., Sci. Rep. 9, 12050, 2019, Methods):
    sends batches of equal-shaped tiles on a small thread pool, and blends the outputs as
    they arrive.
 4. Maps the result back to the input's intensity scale and dtype (``out * std + mean``,
-   rounded and clipped for integer types); the pixel size becomes ``pixel_size_nm / scale``.
+   rounded and clipped for integer types, the clipped share counted; or float32, unclipped);
+   the pixel size becomes ``pixel_size_nm / scale``.
 
 Choosing a model: name one (``model=``, optionally ``version=`` or ``label=``), or give
 ``candidates=`` (names to consider; TF Serving's API cannot list models) and the client picks
@@ -290,12 +291,15 @@ class EnhanceClient:
         deadline_s: float | None = None,
         consistency: bool = False,
         consistent: bool = False,
+        dtype: str = "input",
     ):
         """Super-resolve a 2-D image; returns ``(enhanced, out_pixel_size_nm)``, or
         ``(enhanced, out_pixel_size_nm, consistency_map)`` with ``consistency=True``.
 
-        ``enhanced`` has ``scale`` times the rows and columns and the input's dtype;
-        ``out_pixel_size_nm`` is ``pixel_size_nm / scale`` (None when the input's is unknown).
+        ``enhanced`` has ``scale`` times the rows and columns and the input's dtype (``dtype=
+        "input"``: an integer type's overshoot is clipped to its range; ``last_run["clipping"]``
+        says how much) or, with ``dtype="float32"``, float32 on the input's intensity scale,
+        nothing clipped. ``out_pixel_size_nm`` is ``pixel_size_nm / scale`` (None when the input's is unknown).
         ``progress(done_tiles, total_tiles)``; ``deadline_s`` bounds the whole image.
         ``consistency``: also compute the data-consistency map, a
         :class:`zoo.client.consistency.ConsistencyMap` (the output re-acquired onto the input's
@@ -315,6 +319,9 @@ class EnhanceClient:
             raise UserError(f"expected a 2-D grey-level image, got shape {image.shape}")
         if image.dtype.kind not in "uif":
             raise UserError(f"unsupported image dtype {image.dtype}")
+        if dtype not in OUTPUT_DTYPES:
+            raise UserError(f"output dtype must be one of {', '.join(OUTPUT_DTYPES)}, got {dtype!r}")
+        target = image.dtype if dtype == "input" else np.dtype(dtype)
         deadline = None if deadline_s is None else time.monotonic() + deadline_s
         started = time.monotonic()
         pinned = self.version is not None
@@ -330,14 +337,15 @@ class EnhanceClient:
                     raise ServerError(f"{info.name} version {info.version} is no longer served ({exc})",
                                       grpc.StatusCode.NOT_FOUND) from None
                 self._info.clear()  # a newer version replaced it: start again with that one
+        out, clipping = _to_dtype(out, target)
         cmap = None
         if consistency or consistent:
-            out, cmap = _checked_against_input(image, out, info.scale, consistent)
+            out, cmap, clipping = _checked_against_input(image, out, clipping, info.scale, consistent, target)
         out_pixel = None if pixel_size_nm is None else float(pixel_size_nm) / info.scale
         self.last_run = {
             "model": info.name, "version": info.version, "server": ", ".join(self.targets),
             "tiles": tiles, "seconds": round(time.monotonic() - started, 3),
-            "input_pixel_size_nm": pixel_size_nm, "output_pixel_size_nm": out_pixel,
+            "input_pixel_size_nm": pixel_size_nm, "output_pixel_size_nm": out_pixel, "clipping": clipping,
             **({"consistency": cmap.summary()} if cmap is not None else {}),
         }
         return (out, out_pixel, cmap) if consistency else (out, out_pixel)
@@ -399,28 +407,49 @@ class EnhanceClient:
         out = blender.result()
         out *= np.float32(std)
         out += np.float32(mean)
-        return _to_dtype(out, image.dtype), total
+        return out, total  # float32 on the input's scale; enhance() converts
 
 
-def _checked_against_input(image: np.ndarray, out: np.ndarray, scale: int, consistent: bool):
-    """(output, its consistency map); with ``consistent`` the output back-projected first."""
+def _checked_against_input(image: np.ndarray, out: np.ndarray, clipping: dict, scale: int, consistent: bool,
+                           dtype: np.dtype):
+    """(output, its consistency map, its clipping); with ``consistent`` the output back-projected
+    first (and converted to ``dtype`` again: the clipping is the written output's)."""
     from zoo.client.consistency import consistency_map, project_consistent
 
     cmap = consistency_map(image, out, scale=scale)
     if not consistent:
-        return out, cmap
+        return out, cmap, clipping
     projected = project_consistent(image, out, scale=scale)
-    out = _to_dtype(projected, image.dtype)
+    out, clipping = _to_dtype(projected, dtype)
     final = consistency_map(image, out, scale=scale)
     final.before_projection = cmap
-    return out, final
+    return out, final, clipping
 
 
-def _to_dtype(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Back to the input's dtype: integers rounded and clipped to the type's range."""
+OUTPUT_DTYPES = ("input", "float32")
+
+
+def _to_dtype(image: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, dict]:
+    """``image`` (float, the input's scale) as ``dtype``, and what that clipped.
+
+    Integer types: rounded, and clipped to the type's range -- the network overshoots at
+    edges, so a scan using the full range loses those pixels to 0 or the maximum. The
+    clipping dict: ``dtype``, ``range`` ([min, max]; None for float), the pixels pushed up to
+    the minimum (``below``) and down to the maximum (``above``), and their ``share``.
+    """
+    dtype = np.dtype(dtype)
+    below = above = 0
+    limits = None
     if dtype.kind in "ui":
-        limits = np.iinfo(dtype)
+        info = np.iinfo(dtype)
+        limits = [int(info.min), int(info.max)]
         np.rint(image, out=image)
-        np.clip(image, limits.min, limits.max, out=image)
-        return image.astype(dtype)
-    return image.astype(dtype, copy=False)
+        below = int(np.count_nonzero(image < info.min))
+        above = int(np.count_nonzero(image > info.max))
+        np.clip(image, info.min, info.max, out=image)
+        image = image.astype(dtype)
+    else:
+        image = image.astype(dtype, copy=False)
+    clipping = {"dtype": dtype.name, "range": limits, "below": below, "above": above,
+                "share": (below + above) / image.size if image.size else 0.0}
+    return image, clipping

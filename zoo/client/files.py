@@ -19,6 +19,9 @@ import numpy as np
 from zoo.errors import UserError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
+# Above this share of clipped output pixels (0 or the maximum of an integer type, beyond the
+# range before clipping), enhance warns and suggests --dtype float32.
+CLIPPED_WARNING_SHARE = 0.001
 MODEL_SPEC = re.compile(
     r"(?P<name>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?::(?P<version>[0-9]+|latest)|@(?P<label>[a-z0-9-]+))?"
 )
@@ -168,6 +171,18 @@ def write_png_atomic(path: Path, image: np.ndarray, *, overwrite: bool) -> None:
         raise
 
 
+def clipping_warning(description: dict) -> str | None:
+    """One line when more than CLIPPED_WARNING_SHARE of an output's pixels were clipped."""
+    clipping = description.get("clipping") or {}
+    if clipping.get("share", 0.0) <= CLIPPED_WARNING_SHARE:
+        return None
+    low, high = clipping["range"]
+    return (
+        f"{clipping['share']:.2%} of the output's pixels were clipped to {clipping['dtype']}'s range "
+        f"[{low}, {high}] ({clipping['below']} below, {clipping['above']} above); --dtype float32 keeps them"
+    )
+
+
 def read_checked(job: Job, pixel_size_nm: float | None):
     """Read an input (data bar removed) and insist on a pixel size (file or --pixel-size)."""
     from zoo.data.sem_tiff import read_sem, require_pixel_size
@@ -187,17 +202,19 @@ def enhance_job(
     progress: Callable[[int, int], None] | None = None,
     consistent: bool = False,
     strict: bool = False,
+    dtype: str = "input",
 ) -> dict:
     """Enhance one file with an EnhanceClient; write its TIFF, its consistency map (and PNG);
     return the provenance. ``consistent``: back-project the output onto the input (see
     :mod:`zoo.client.consistency`). ``strict``: an output the consistency check flags is a
-    UserError and nothing of it is written."""
+    UserError and nothing of it is written. ``dtype``: ``"input"`` (the input's pixel type,
+    overshoot clipped; the provenance's ``clipping`` says how much) or ``"float32"``."""
     from zoo.client.consistency import write_consistency_tif
     from zoo.data.sem_tiff import write_sem
 
     sem = read_checked(job, pixel_size_nm)
     enhanced, out_pixel, cmap = client.enhance(
-        sem.image, sem.pixel_size_nm, progress=progress, consistency=True, consistent=consistent,
+        sem.image, sem.pixel_size_nm, progress=progress, consistency=True, consistent=consistent, dtype=dtype,
     )
     if strict and cmap.flagged:
         raise UserError(f"{job.source}: {cmap.message()} (--strict: {job.output} not written)")
@@ -214,6 +231,8 @@ def enhance_job(
         "input_databar_rows": sem.databar_rows,
         "scale": int(round(sem.pixel_size_nm / out_pixel)),
         "tiles": run["tiles"],
+        "output_dtype": str(enhanced.dtype),
+        "clipping": run["clipping"],
         "consistency": {**cmap.summary(), "file": None if job.consistency is None else job.consistency.name},
     }
     written = [write_sem(job.output, enhanced, out_pixel, description, overwrite=overwrite)]
