@@ -17,7 +17,8 @@
 # on the real micrographs of $SEM_TRAIN (default ../shared/sem-train; never copied into the
 # repository) plus simulated HR images of both specimens, all HR-only; the GaAs nanomembranes
 # are kept out of training and measured with `semzoo evaluate --hr-only` (GENERAL=0 skips the
-# stage even when named); STEPS_general / STEPS_general_2 override its two stages' 2000 / 1500 steps.
+# stage even when named); STEPS_general / STEPS_general_2 / STEPS_general_3 override its three
+# stages' 2000 / 1500 / 1500 steps (the third on records that keep the HR's own noise).
 #
 # Continuation (how gold-on-carbon v2 was made): CONTINUE_gold_on_carbon="gold-on-carbon:1 4600"
 # skips the from-scratch run and trains run-$sample-cont from that version of models/ for 4600
@@ -104,6 +105,10 @@ if [ "$run_general" = 1 ]; then
   fi
   [ -d data-general ] || "$semzoo" prepare raw-general --out data-general --records-per-image 2 \
     --val-fraction 0.05 --sample-type general
+  # The same images as records that keep the HR's own noise (the exact record of a stepping
+  # scan at twice the pitch), for the third stage.
+  [ -d data-general-ns ] || "$semzoo" prepare raw-general --out data-general-ns --records-per-image 2 \
+    --val-fraction 0.05 --sample-type general --no-noise-split
   # Two stages: from gold-on-carbon with a weak adversarial term, then a weaker one (a general
   # model must not invent texture on specimens it has not seen).
   stage_one=run-general-1 stage_two=run-general
@@ -127,11 +132,24 @@ if [ "$run_general" = 1 ]; then
         --set lr_final_fraction=0.1
     fi
   fi
+  # Third stage (general v2): from stage two on the records with the HR's own noise.
+  stage_three=run-general-3
+  if [ ! -f $stage_three/generator.keras ]; then
+    rm -rf stage-general-2
+    "$semzoo" publish $stage_two --name general --zoo stage-general-2
+    if [ -d $stage_three ]; then
+      "$semzoo" train data-general-ns --out $stage_three --sample-type general --resume
+    else
+      "$semzoo" train data-general-ns --out $stage_three --sample-type general --steps "${STEPS_general_3:-1500}" \
+        --init-from general:1 --zoo stage-general-2 --set beta=0.05 --set lr_schedule=cosine \
+        --set lr_final_fraction=0.1
+    fi
+  fi
   rm -rf stage-zoo report-general
-  "$semzoo" publish $stage_two --name general --zoo stage-zoo
+  "$semzoo" publish $stage_three --name general --zoo stage-zoo
   "$semzoo" evaluate --hr-only real/heldout/hr --model general --zoo stage-zoo \
     --report report-general
-  "$semzoo" publish $stage_two --name general --zoo "$repo/models" --label stable \
+  "$semzoo" publish $stage_three --name general --zoo "$repo/models" --label stable \
     --evaluation report-general/results.json
 fi
 "$semzoo" zoo config --zoo "$repo/models"

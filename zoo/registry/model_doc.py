@@ -40,8 +40,12 @@ COLUMNS = {  # metric -> (heading, decimals; None: significant digits)
     "psnr_vs_lanczos_db": ("vs Lanczos (dB)", 2),
     "worst_psnr_vs_lanczos_db": ("worst vs Lanczos (dB)", 2),
     "images_below_lanczos": ("images below Lanczos", 0),
+    "psnr_lines_db": ("unscanned lines: PSNR (dB)", 2),
+    "psnr_lines_vs_lanczos_db": ("unscanned lines: vs Lanczos (dB)", 2),
+    "worst_psnr_lines_vs_lanczos_db": ("unscanned lines: worst vs Lanczos (dB)", 2),
 }
-SIGNED = {"psnr_vs_lanczos_db", "worst_psnr_vs_lanczos_db", "psnr_gain_over_parent_db"}
+SIGNED = {"psnr_vs_lanczos_db", "worst_psnr_vs_lanczos_db", "psnr_gain_over_parent_db",
+          "psnr_lines_vs_lanczos_db", "worst_psnr_lines_vs_lanczos_db"}
 ROW_NOTES = {
     "input": "the network's input, upsampled by the Lanczos ×2 that starts the served model",
     "target": "the high-resolution image every row is scored against, measured by the same tests",
