@@ -30,6 +30,12 @@ def simulate(
         Optional[float],
         typer.Option("--dose", help="Primary electrons per pixel, the same for LR and HR (default: per sample type)."),
     ] = None,
+    preset: Annotated[
+        Optional[str],
+        typer.Option("--preset", help="Specimen variant: paper-calibrated (gold-on-carbon: the paper's randomly "
+                     "chosen gaps, Lanczos missing ~14%, contact pairs of every kind) or hard-contacts (today's "
+                     "set plus those contact pairs). Default: today's set."),
+    ] = None,
     overwrite: OverwriteOption = False,
 ) -> None:
     """Simulate co-registered low/high-magnification SEM image pairs with known ground truth."""
@@ -44,6 +50,7 @@ def simulate(
         overwrite=overwrite,
         probe_fwhm_nm=probe_fwhm,
         electrons_per_pixel=dose,
+        preset=preset,
     )
     check_dataset_args(out, sample, **args)  # refuse bad input before the progress bar appears
     with progress_bar(f"simulating {sample}", total=pairs) as update:

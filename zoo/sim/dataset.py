@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from zoo.errors import UserError
+from zoo.sim.presets import apply_preset
 from zoo.sim.samples import _check_positive, check_size, pair_seeds, sample_spec
 from zoo.sim.scan import hr_to_lr_coords
 from zoo.sim.simulate import SIMULATOR, SimulatedPair, simulate_pair
@@ -99,10 +100,11 @@ def check_dataset_args(
     overwrite: bool = False,
     probe_fwhm_nm: float | None = None,
     electrons_per_pixel: float | None = None,
+    preset: str | None = None,
 ) -> dict:
     """Check :func:`simulate_dataset`'s arguments and the output folder without writing
     anything; UserError on the first problem. Returns the resolved plan."""
-    spec = sample_spec(sample)
+    spec = apply_preset(sample_spec(sample), preset)
     width, height = check_size(size)
     if isinstance(pairs, bool) or not isinstance(pairs, (int, np.integer)) or pairs < 1:
         raise UserError(f"number of pairs must be at least 1, got {pairs!r}")
@@ -147,13 +149,15 @@ def simulate_dataset(
     probe_fwhm_nm: float | None = None,
     electrons_per_pixel: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    preset: str | None = None,
 ) -> dict:
     """Write ``pairs`` simulated pairs: OUT/lr/NAME.tif, OUT/hr/NAME.tif (uint16, pixel sizes
     in their metadata), OUT/truth.json and OUT/preview.png; names pair-000, pair-001, ...
 
     Every argument is checked and existing outputs are refused (unless ``overwrite``) before
     anything is written; the files are made in a hidden folder inside OUT and moved into place
-    at the end, truth.json last, so an interrupted run leaves OUT as it was. Returns a summary.
+    at the end, truth.json last, so an interrupted run leaves OUT as it was. ``preset`` names a
+    specimen variant (:mod:`zoo.sim.presets`; None: today's sets, unchanged). Returns a summary.
     """
     from zoo.data.sem_tiff import write_sem
 
@@ -166,6 +170,7 @@ def simulate_dataset(
         overwrite=overwrite,
         probe_fwhm_nm=probe_fwhm_nm,
         electrons_per_pixel=electrons_per_pixel,
+        preset=preset,
     )
     spec, (width, height), probe, dose = plan["spec"], plan["size"], plan["probe_fwhm_nm"], plan["electrons_per_pixel"]
     out, names, targets, seeds = plan["out"], plan["names"], plan["targets"], plan["seeds"]
@@ -195,6 +200,8 @@ def simulate_dataset(
         ),
         "pairs": {},
     }
+    if preset is not None:
+        truth["preset"] = preset
     try:
         (work / "lr").mkdir()
         (work / "hr").mkdir()
@@ -208,6 +215,7 @@ def simulate_dataset(
                     name=name,
                     probe_fwhm_nm=probe,
                     electrons_per_pixel=dose,
+                    preset=preset,
                 )
                 images = (("lr", pair.lr, pair.lr_pixel_size_nm), ("hr", pair.hr, pair.hr_pixel_size_nm))
                 for role, image, pixel in images:
@@ -222,6 +230,8 @@ def simulate_dataset(
                         "probe_fwhm_nm": probe,
                         "electrons_per_pixel": dose,
                     }
+                    if preset is not None:
+                        description["preset"] = preset
                     write_sem(work / role / f"{name}.tif", image, pixel, description)
                 truth["pairs"][name] = pair.truth
                 if preview is None:

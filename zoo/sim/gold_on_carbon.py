@@ -19,6 +19,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from zoo.sim.specimens import Grid, YieldLayer, field_on, sample_px, smooth_noise
+from zoo.sim.touching import ContactPairs, ContactParams, add_contact_pairs, render_contact_pairs
 
 
 # ----------------------------------------------------------------------------------------------
@@ -44,6 +45,10 @@ class GoldOnCarbonParams:
     max_overlap_fraction: float = 0.2  # overlap depth of touching spheres, share of the smaller radius
     min_gap_nm: float = 3.0  # neighbours closer than this that were not planted touching are removed
     record_gap_max_nm: float = 30.0  # narrow gaps recorded in the truth (planted or incidental)
+    # The paper-calibrated preset (zoo.sim.presets): isolated contact pairs of every kind
+    # (zoo.sim.touching), and a random share of the adjacent gaps kept in the truth.
+    contacts: ContactParams | None = None
+    gap_sample_fraction: float = 1.0
     # Secondary-electron yields (electrons out per electron in, SE + BSE-generated SE).
     carbon_yield: float = 0.36
     carbon_grain_nm: float = 2.2  # correlation length of the amorphous-carbon texture
@@ -80,6 +85,7 @@ class GoldOnCarbon:
     gap_width_nm: np.ndarray
     gap_planted: np.ndarray
     params: GoldOnCarbonParams
+    contacts: ContactPairs | None = None
 
     def __len__(self) -> int:
         return int(self.x_nm.size)
@@ -155,7 +161,17 @@ def make_gold_on_carbon(
     anchor_kept = keep[anchor] & np.isfinite(planted)
     new_anchor = np.where(anchor_kept, index[anchor], -1)
 
+    contacts = None
+    if p.contacts is not None:
+        n_before = pos.shape[0]
+        pos, radius, contacts = add_contact_pairs(rng, pos, radius, extent_nm, p.contacts)
+        new_anchor = np.concatenate([new_anchor, np.full(pos.shape[0] - n_before, -1, dtype=np.int64)])
+        planted = np.concatenate([planted, np.full(pos.shape[0] - n_before, np.nan)])
+
     touching, gaps, widths, planted_flags = _neighbour_relations(pos, radius, new_anchor, planted, p)
+    if contacts is not None:
+        touching, gaps, widths, planted_flags = _with_contacts(rng, contacts, pos.shape[0], touching, gaps, widths,
+                                                              planted_flags, p.gap_sample_fraction)
     return GoldOnCarbon(
         x_nm=pos[:, 0].copy(),
         y_nm=pos[:, 1].copy(),
@@ -165,7 +181,21 @@ def make_gold_on_carbon(
         gap_width_nm=widths,
         gap_planted=planted_flags,
         params=p,
+        contacts=contacts,
     )
+
+
+def _with_contacts(rng, contacts: ContactPairs, n: int, touching, gaps, widths, planted, fraction: float):
+    """The relations with the contact pairs as touching (their radii are not their edges, so no
+    gap involves them) and a random ``fraction`` of the other gaps kept (the paper's randomly
+    selected gaps)."""
+    member = np.zeros(n, dtype=bool)
+    member[contacts.a] = member[contacts.b] = True
+    touching = np.vstack([touching[~member[touching].any(axis=1)].reshape(-1, 2),
+                          np.stack([contacts.a, contacts.b], axis=1)]).astype(np.int64)
+    keep = ~member[gaps].any(axis=1) if gaps.size else np.zeros(0, dtype=bool)
+    keep &= rng.random(keep.size) < fraction
+    return touching, gaps[keep], widths[keep], planted[keep]
 
 
 def _close_pairs(pos: np.ndarray, radius: np.ndarray, reach_nm: float) -> tuple[np.ndarray, np.ndarray]:
@@ -314,10 +344,11 @@ def render_gold_on_carbon(spec: GoldOnCarbon, grid: Grid, rng: np.random.Generat
     n = len(spec)
     in_contact = np.zeros(n, dtype=bool)
     in_contact[spec.touching.reshape(-1)] = True
+    shaped = spec.contacts.shaped(n) if spec.contacts is not None else np.zeros(n, dtype=bool)
     # Discs that touch nobody have disjoint footprints (gaps >= min_gap_nm > one grid pixel),
     # so they are written directly; only contact groups need the z-buffer.
     for contact in (False, True):
-        group = np.flatnonzero(in_contact == contact)
+        group = np.flatnonzero((in_contact == contact) & ~shaped)
         if group.size == 0:
             continue
         idx, c, h, y = _particle_footprints(spec, grid, group)
@@ -331,6 +362,8 @@ def render_gold_on_carbon(spec: GoldOnCarbon, grid: Grid, rng: np.random.Generat
         rows, cols = np.divmod(idx, grid.width)
         under = sample_px(carbon.image, cols * 0.5, rows * 0.5)  # the carbon grid is 2x coarser, same origin
         flat[idx] = c * (y - under)
+    if spec.contacts is not None:
+        render_contact_pairs(spec, grid, flat, carbon.image)
     return [carbon, YieldLayer(particles, grid), gold_se2_halo(spec, grid.coarsened(8))]
 
 
@@ -377,4 +410,9 @@ def truth_records(spec: GoldOnCarbon, x_hr, y_hr, x_lr, y_lr, hr_size) -> dict:
     touching = [
         {"a": int(new_id[a]), "b": int(new_id[b])} for a, b in spec.touching.tolist() if inside[a] and inside[b]
     ]
+    if spec.contacts is not None:  # the kind of every contact (the aggregates' are spheres)
+        c = spec.contacts
+        kinds = {(int(a), int(b)): c.record(k) for k, (a, b) in enumerate(zip(c.a.tolist(), c.b.tolist()))}
+        pairs = [(a, b) for a, b in spec.touching.tolist() if inside[a] and inside[b]]
+        touching = [{**t, **kinds.get((a, b), {"kind": "aggregate"})} for t, (a, b) in zip(touching, pairs)]
     return {"particles": particles, "gaps": gaps, "touching": touching}

@@ -50,6 +50,7 @@ import numpy as np
 
 from zoo.sim import acquisition, gold_on_carbon, scan, specimens
 from zoo.sim.acquisition import FWHM_PER_SIGMA
+from zoo.sim.presets import apply_preset
 from zoo.sim.samples import SampleSpec, _check_positive, _seed_sequence, check_size, sample_spec
 
 SIMULATOR = "semzoo-simulate/1"
@@ -139,13 +140,16 @@ def simulate_signals(
     size: Sequence[int] = (924, 780),
     probe_fwhm_nm: float | None = None,
     beam_damage: bool = True,
+    preset: str | None = None,
+    specimen_overrides: dict | None = None,
 ) -> PairSignals:
     """Noise-free LR and HR signals of one pair (steps 1-3 of the module docstring).
 
     ``beam_damage=False`` leaves out the hydrogel's deformation between the acquisitions and
-    changes nothing else.
+    changes nothing else. ``preset`` names a specimen variant (:mod:`zoo.sim.presets`),
+    ``specimen_overrides`` changes its fields (the calibration search).
     """
-    spec = sample_spec(sample)
+    spec = apply_preset(sample_spec(sample), preset, **(specimen_overrides or {}))
     width, height = check_size(size)
     probe = _check_positive("probe FWHM", probe_fwhm_nm) or spec.probe_fwhm_nm
     rngs = _streams(seed)
@@ -209,15 +213,19 @@ def simulate_pair(
     probe_fwhm_nm: float | None = None,
     electrons_per_pixel: float | None = None,
     beam_damage: bool = True,
+    preset: str | None = None,
+    specimen_overrides: dict | None = None,
 ) -> SimulatedPair:
     """Simulate one LR/HR acquisition pair of ``sample`` (a key of :data:`zoo.sim.samples.SAMPLE_TYPES`).
 
     ``size`` = (width, height) of both images; the LR covers twice the HR field. The result is
-    deterministic per ``seed``. See the module docstring for the imaging model.
+    deterministic per ``seed``. See the module docstring for the imaging model; ``preset`` and
+    ``specimen_overrides`` as in :func:`simulate_signals`.
     """
-    spec = sample_spec(sample)
+    spec = apply_preset(sample_spec(sample), preset, **(specimen_overrides or {}))
     dose = _check_positive("electrons per pixel", electrons_per_pixel) or spec.electrons_per_pixel
-    signals = simulate_signals(sample, seed=seed, size=size, probe_fwhm_nm=probe_fwhm_nm, beam_damage=beam_damage)
+    signals = simulate_signals(sample, seed=seed, size=size, probe_fwhm_nm=probe_fwhm_nm, beam_damage=beam_damage,
+                               preset=preset, specimen_overrides=specimen_overrides)
     rngs = _streams(seed)
     detector = dict(gain_shape=spec.detector_gain_shape, read_noise=spec.read_noise)
     lr_counts = acquisition.detect(rngs["lr_noise"], signals.lr, dose, **detector)
@@ -244,6 +252,10 @@ def simulate_pair(
             "particles_in_hr_field": len(truth["particles"]),
             "planted_gaps_in_hr_field": sum(g["planted"] for g in truth["gaps"]),
         }
+        if preset is not None:
+            truth["preset"] = preset
+            if specimen_overrides:
+                truth["specimen_overrides"] = dict(specimen_overrides)
     return SimulatedPair(
         lr=lr,
         hr=hr,
