@@ -126,3 +126,22 @@ def test_rendered_area_matches_the_kind(kind):
             assert area == pytest.approx(discs, rel=0.03)
         else:
             assert area > discs * 1.005
+
+
+def test_rendered_contact_is_darker_than_the_free_edge_at_the_same_tilt():
+    spec = _specimen_with_pairs(seed=5, pairs_per_um2=4.0, kinds=("sphere",), diameter_nm=(80.0, 100.0),
+                                overlap_fraction=(0.0, 0.01))
+    g = 0.5
+    grid = specimens.Grid.covering(0.0, 1500.0, 0.0, 1500.0, g)
+    layer = gold_on_carbon.render_gold_on_carbon(spec, grid, np.random.default_rng(0))[1].image
+    c = spec.contacts
+    darker = 0
+    for k in range(len(c)):
+        a, b = c.a[k], c.b[k]
+        ca = np.array([spec.x_nm[a], spec.y_nm[a]])
+        u = np.array([spec.x_nm[b], spec.y_nm[b]]) - ca
+        u /= np.linalg.norm(u)
+        r = spec.radius_nm[a] - 3.0  # 3 nm inside particle a's edge, towards b and away from it
+        near, far = (grid.to_px(*(ca + s * r * u)) for s in (1.0, -1.0))
+        darker += layer[int(round(near[1])), int(round(near[0]))] < 0.6 * layer[int(round(far[1])), int(round(far[0]))]
+    assert len(c) >= 3 and darker == len(c)

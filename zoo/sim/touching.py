@@ -47,9 +47,11 @@ class ContactParams:
     neck_tilt_gain: float = 1.4  # sec(theta) of the fillet's saddle surface
     # SE shadowing in the crevice: a surface point that faces the neighbour close by loses up to
     # crevice_shadow of its SEs to it, decaying over crevice_fraction of the smaller radius
-    # (at least crevice_min_nm) from the neighbour's outline.
-    crevice_shadow: float = 0.7
-    crevice_fraction: float = 0.3
+    # (at least crevice_min_nm) from the groove where the two meet. Chosen so that the 20000x
+    # target shows 1.5% of the pairs apart (tools/calibrate_paper_set.py; the independent
+    # simulation of issue 14: 1.7%).
+    crevice_shadow: float = 0.75
+    crevice_fraction: float = 0.35
     crevice_min_nm: float = 2.0
     facet_sides: int = 6
     clearance_nm: float = 32.0  # free carbon around a pair's bounding circle
@@ -197,8 +199,8 @@ def pair_shape(kind: str, ra: float, rb: float, dist: float, angle: float, *, ne
 
 
 def crevice_factor(sd_other_nm: np.ndarray, small_radius_nm: float, cp: ContactParams) -> np.ndarray:
-    """The share of SEs that escape at a point ``sd_other_nm`` outside the neighbour's outline
-    (the neighbour absorbs the rest): 1 - shadow * exp(-distance / length)."""
+    """The share of SEs that escape at a point ``sd_other_nm`` from the groove where the two
+    particles meet (the neighbour absorbs the rest): 1 - shadow * exp(-distance / length)."""
     length = max(cp.crevice_min_nm, cp.crevice_fraction * small_radius_nm)
     return 1.0 - cp.crevice_shadow * np.exp(-np.maximum(sd_other_nm, 0.0) / length)
 
@@ -251,7 +253,12 @@ def render_contact_pairs(spec, grid, flat: np.ndarray, carbon_image: np.ndarray)
         facing = np.clip((fx * det[0] + fy * det[1]) / r_nm, -1.0, 1.0)
         boost = 1.0 + p.small_particle_boost * np.exp(-r_nm / p.small_particle_radius_nm)
         y = p.gold_yield * boost * tilt * (1.0 + p.detector_contrast * facing)
-        y = y * crevice_factor(np.where(on_b, sd_a, sd_b), min(ra, rb), cp)
+        # The groove runs along the neighbour's outline and, where the two overlap, along the
+        # curve where their surfaces meet: distance to it = the neighbour's signed distance
+        # outside it, the height above the neighbour's surface over it.
+        sd_other = np.where(on_b, sd_a, sd_b)
+        groove = np.where(sd_other > 0, sd_other, np.abs(ha - hb))
+        y = y * crevice_factor(groove, min(ra, rb), cp)
         m = cover > 0
         under = sample_px(carbon_image, cols[m] * 0.5, rows[m] * 0.5)
         flat[rows[m] * grid.width + cols[m]] = (cover[m] * (y[m] - under)).astype(np.float32)
