@@ -85,3 +85,24 @@ def test_simulate_cli_refuses_a_bad_preset_in_one_line(tmp_path):
     assert result.exit_code == 2
     assert "unknown preset" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_preset_data_set_records_its_preset_and_contact_kinds(tmp_path):
+    import json
+
+    from zoo.data.sem_tiff import read_sem
+    from zoo.sim.dataset import simulate_dataset
+
+    out = tmp_path / "paper"
+    simulate_dataset(out, "gold-on-carbon", pairs=1, seed=3, size=(128, 128), preset="paper-calibrated",
+                     specimen_overrides={"median_diameter_nm": 40.0})
+    truth = json.loads((out / "truth.json").read_text())
+    assert truth["preset"] == "paper-calibrated" and truth["specimen_overrides"] == {"median_diameter_nm": 40.0}
+    pair = truth["pairs"]["pair-000"]
+    assert pair["preset"] == "paper-calibrated"
+    assert pair["touching"] and all("kind" in t for t in pair["touching"])
+    assert '"preset": "paper-calibrated"' in json.dumps(read_sem(out / "hr" / "pair-000.tif").metadata)
+    with pytest.raises(UserError, match="bad specimen override"):
+        simulate_dataset(tmp_path / "bad", "gold-on-carbon", pairs=1, seed=3, size=(64, 64),
+                         preset="paper-calibrated", specimen_overrides={"nope": 1})
+    assert not (tmp_path / "bad").exists()

@@ -150,6 +150,7 @@ def simulate_dataset(
     electrons_per_pixel: float | None = None,
     progress: Callable[[int, int], None] | None = None,
     preset: str | None = None,
+    specimen_overrides: dict | None = None,
 ) -> dict:
     """Write ``pairs`` simulated pairs: OUT/lr/NAME.tif, OUT/hr/NAME.tif (uint16, pixel sizes
     in their metadata), OUT/truth.json and OUT/preview.png; names pair-000, pair-001, ...
@@ -157,7 +158,9 @@ def simulate_dataset(
     Every argument is checked and existing outputs are refused (unless ``overwrite``) before
     anything is written; the files are made in a hidden folder inside OUT and moved into place
     at the end, truth.json last, so an interrupted run leaves OUT as it was. ``preset`` names a
-    specimen variant (:mod:`zoo.sim.presets`; None: today's sets, unchanged). Returns a summary.
+    specimen variant (:mod:`zoo.sim.presets`; None: today's sets, unchanged) and
+    ``specimen_overrides`` changes its fields (experiments; recorded in truth.json). Returns a
+    summary.
     """
     from zoo.data.sem_tiff import write_sem
 
@@ -172,6 +175,8 @@ def simulate_dataset(
         electrons_per_pixel=electrons_per_pixel,
         preset=preset,
     )
+    if specimen_overrides:
+        apply_preset(plan["spec"], preset, **specimen_overrides)  # refuse bad fields before writing
     spec, (width, height), probe, dose = plan["spec"], plan["size"], plan["probe_fwhm_nm"], plan["electrons_per_pixel"]
     out, names, targets, seeds = plan["out"], plan["names"], plan["targets"], plan["seeds"]
     started = time.perf_counter()
@@ -202,6 +207,8 @@ def simulate_dataset(
     }
     if preset is not None:
         truth["preset"] = preset
+    if specimen_overrides:
+        truth["specimen_overrides"] = dict(specimen_overrides)
     try:
         (work / "lr").mkdir()
         (work / "hr").mkdir()
@@ -216,6 +223,7 @@ def simulate_dataset(
                     probe_fwhm_nm=probe,
                     electrons_per_pixel=dose,
                     preset=preset,
+                    specimen_overrides=specimen_overrides,
                 )
                 images = (("lr", pair.lr, pair.lr_pixel_size_nm), ("hr", pair.hr, pair.hr_pixel_size_nm))
                 for role, image, pixel in images:
