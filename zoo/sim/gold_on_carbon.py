@@ -6,7 +6,9 @@ planted gaps (3-20 nm, the range that decides between 7.1 and 14.2 nm pixels) or
 :func:`make_gold_on_carbon` returns the exact geometry (for truth.json),
 :func:`render_gold_on_carbon` its yield as :class:`~zoo.sim.specimens.YieldLayer` s: carbon
 grain, sec(theta)-brightened spheres (small ones glowing whole: the edge effect), a weak
-detector-side shading, and the SE2 halo of electrons backscattered by the gold.
+detector-side shading, and the SE2 halo of electrons backscattered by the gold. With
+``contacts`` set (the presets of :mod:`zoo.sim.presets`) isolated contact pairs of every kind
+(:mod:`zoo.sim.touching`) join the aggregates; without it nothing changes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from zoo.sim.specimens import Grid, YieldLayer, field_on, sample_px, smooth_noise
-from zoo.sim.touching import ContactPairs, ContactParams, add_contact_pairs, render_contact_pairs
+from zoo.sim.touching import (
+    ContactPairs, ContactParams, add_contact_pairs, render_contact_pairs, with_contacts,
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -170,7 +174,7 @@ def make_gold_on_carbon(
 
     touching, gaps, widths, planted_flags = _neighbour_relations(pos, radius, new_anchor, planted, p)
     if contacts is not None:
-        touching, gaps, widths, planted_flags = _with_contacts(rng, contacts, pos.shape[0], touching, gaps, widths,
+        touching, gaps, widths, planted_flags = with_contacts(rng, contacts, pos.shape[0], touching, gaps, widths,
                                                               planted_flags, p.gap_sample_fraction)
     return GoldOnCarbon(
         x_nm=pos[:, 0].copy(),
@@ -183,19 +187,6 @@ def make_gold_on_carbon(
         params=p,
         contacts=contacts,
     )
-
-
-def _with_contacts(rng, contacts: ContactPairs, n: int, touching, gaps, widths, planted, fraction: float):
-    """The relations with the contact pairs as touching (their radii are not their edges, so no
-    gap involves them) and a random ``fraction`` of the other gaps kept (the paper's randomly
-    selected gaps)."""
-    member = np.zeros(n, dtype=bool)
-    member[contacts.a] = member[contacts.b] = True
-    touching = np.vstack([touching[~member[touching].any(axis=1)].reshape(-1, 2),
-                          np.stack([contacts.a, contacts.b], axis=1)]).astype(np.int64)
-    keep = ~member[gaps].any(axis=1) if gaps.size else np.zeros(0, dtype=bool)
-    keep &= rng.random(keep.size) < fraction
-    return touching, gaps[keep], widths[keep], planted[keep]
 
 
 def _close_pairs(pos: np.ndarray, radius: np.ndarray, reach_nm: float) -> tuple[np.ndarray, np.ndarray]:

@@ -158,6 +158,19 @@ def add_contact_pairs(rng: np.random.Generator, pos: np.ndarray, radius: np.ndar
     return pos, radius, pairs
 
 
+def with_contacts(rng, contacts: ContactPairs, n: int, touching, gaps, widths, planted, fraction: float):
+    """The relations with the contact pairs as touching (their radii are not their edges, so no
+    gap involves them) and a random ``fraction`` of the other gaps kept (the paper's randomly
+    selected gaps)."""
+    member = np.zeros(n, dtype=bool)
+    member[contacts.a] = member[contacts.b] = True
+    touching = np.vstack([touching[~member[touching].any(axis=1)].reshape(-1, 2),
+                          np.stack([contacts.a, contacts.b], axis=1)]).astype(np.int64)
+    keep = ~member[gaps].any(axis=1) if gaps.size else np.zeros(0, dtype=bool)
+    keep &= rng.random(keep.size) < fraction
+    return touching, gaps[keep], widths[keep], planted[keep]
+
+
 # ----------------------------------------------------------------------------------------------
 # Rendering
 # ----------------------------------------------------------------------------------------------
