@@ -27,19 +27,20 @@ KIND_ORDER = ("aggregate", "sphere", "neck", "facet")
 
 
 def _bin_label(edges: Sequence[float], value: float, unit: str, scale: float = 1.0) -> str:
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        if lo <= value < hi:
-            if not math.isfinite(lo):
-                return f"< {hi * scale:g}{unit}"
-            if not math.isfinite(hi):
-                return f">= {lo * scale:g}{unit}"
-            return f"{lo * scale:g}-{hi * scale:g}{unit}"
-    return "?"
+    """The label of the bin of ``edges`` that holds ``value``: "lo-hi", "< hi" or ">= lo"."""
+    k = int(np.searchsorted(edges, value, side="right")) - 1
+    k = min(max(k, 0), len(edges) - 2)
+    lo, hi = edges[k], edges[k + 1]
+    if not math.isfinite(lo):
+        return f"< {hi * scale:g}{unit}"
+    if not math.isfinite(hi):
+        return f">= {lo * scale:g}{unit}"
+    return f"{lo * scale:g}-{hi * scale:g}{unit}"
 
 
-def _labels(edges, unit, scale=1.0) -> list[str]:
-    return [_bin_label(edges, (lo + hi) / 2 if math.isfinite(lo) and math.isfinite(hi)
-                       else (hi - 1e-9 if math.isfinite(hi) else lo), unit, scale)
+def _labels(edges: Sequence[float], unit: str, scale: float = 1.0) -> list[str]:
+    """Every bin's label, in order."""
+    return [_bin_label(edges, lo if math.isfinite(lo) else hi - 1.0, unit, scale)
             for lo, hi in zip(edges[:-1], edges[1:])]
 
 
