@@ -63,7 +63,7 @@ def main(argv=None) -> int:
         from zoo.data.sem_tiff import read_sem
         from zoo.evaluation.report import evaluate
         from zoo.evaluation.tables import aggregate_table, undetected_by_input_sampling, undetected_by_width
-        from zoo.training.finetune_metrics import enhance_whole_image
+        from zoo.registry.export import enhance_whole_image
         from zoo.training.train import restore_generator
 
         pairs = [(n, read_sem(base / "lr-native" / f"{n}.tif").image.astype(np.float32),

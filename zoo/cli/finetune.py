@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,26 +18,11 @@ class Freeze(str, enum.Enum):
     none = "none"
 
 
-COLUMNS = {
-    "psnr_db": "PSNR (dB)",
-    "ssim": "SSIM",
-    "undetected_gaps_percent": "undetected gaps (%)",
-    "gap_size_error_nm": "gap-size error (nm)",
-    "invented_gaps_percent": "invented gaps (%)",
-}
-
-
-def _cell(column: str, value) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value:.3f}" if column == "ssim" else f"{value:.2f}"
-
-
 def _table(title: str, table: dict):
     from rich.markup import escape
     from rich.table import Table
 
-    from zoo.training.finetune import ROW_LABELS
+    from zoo.evaluation.tables import COLUMNS, ROW_LABELS, format_value
 
     columns = [c for c in COLUMNS if any(c in cols for cols in table.values())]
     out = Table(title=escape(title))  # region names like "pair-000 [columns 462:]" are not markup
@@ -46,7 +30,7 @@ def _table(title: str, table: dict):
     for column in columns:
         out.add_column(COLUMNS[column], justify="right")
     for row, cols in table.items():
-        out.add_row(ROW_LABELS.get(row, row), *(_cell(c, cols.get(c)) for c in columns))
+        out.add_row(ROW_LABELS.get(row, row), *(format_value(c, cols.get(c)) for c in columns))
     return out
 
 

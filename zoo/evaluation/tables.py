@@ -23,6 +23,10 @@ ROW_LABELS = {
     "input": "input (Lanczos x2)",
     "output": "output",
     "target": "target",
+    # the rows of a fine-tune's before/after table (zoo.training.finetune_metrics)
+    "lanczos": "Lanczos x2",
+    "parent": "parent",
+    "finetuned": "fine-tuned",
 }
 COLUMNS = {
     "psnr_db": "PSNR (dB)",
@@ -34,12 +38,14 @@ COLUMNS = {
 }
 
 
+def json_number(value: float | None) -> float | None:
+    """A table's number for JSON: NaN (and None) as null, rounded to 4 decimals."""
+    return None if value is None or not math.isfinite(value) else round(float(value), 4)
+
+
 def json_table(table: Mapping[str, Mapping[str, float]]) -> dict:
     """The table with NaN as null and numbers rounded to 4 decimals, for JSON."""
-    return {
-        row: {col: (None if v is None or not math.isfinite(v) else round(float(v), 4)) for col, v in cols.items()}
-        for row, cols in table.items()
-    }
+    return {row: {col: json_number(v) for col, v in cols.items()} for row, cols in table.items()}
 
 
 def gap_row(stats: GapStats) -> dict[str, float]:
@@ -65,7 +71,7 @@ def aggregate_table(results: Sequence[EvaluationResult]) -> dict[str, dict[str, 
     for row in rows:
         pooled = pooled_gap_stats(results, row)
         means = {
-            col: _nanmean([res.table[row][col] for res in results])
+            col: finite_mean([res.table[row][col] for res in results])
             for col in ("psnr_db", "ssim", "frc_resolution_nm")
         }
         merged = {**means, **gap_row(pooled)}
@@ -78,7 +84,8 @@ def pooled_gap_stats(results: Sequence[EvaluationResult], row: str) -> GapStats:
     return GapStats.pooled(res.gaps.stats[row] for res in results if row in res.gaps.stats)
 
 
-def _nanmean(values: Sequence[float]) -> float:
+def finite_mean(values: Sequence[float]) -> float:
+    """The mean of the finite values (NaN if none): a pair without a number does not count."""
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return float(np.mean(finite)) if finite else math.nan
 

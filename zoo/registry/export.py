@@ -154,6 +154,24 @@ def pad_to_multiple(image, divisor: int):
     return image
 
 
+def enhance_whole_image(generator, lr: np.ndarray, *, divisor: int | None = None) -> np.ndarray:
+    """The generator on a whole LR image as ``serving_default`` runs it, without a SavedModel.
+
+    ``lr`` (H, W) is normalised with its own statistics (:func:`zoo.data.patches.normalise`, as
+    the client does), mirror-padded to ``divisor`` (default: zoo.nets' ``DIVISOR``) and the
+    output cropped back: (scale*H, scale*W) in the input's standard units, as served.
+    """
+    from zoo.data.patches import normalise
+
+    if divisor is None:
+        from zoo.nets.generator import DIVISOR as divisor
+    h, w = lr.shape
+    x = normalise(lr)[0][None, :, :, None]
+    y = np.asarray(generator(pad_to_multiple(x, divisor), training=False))[0, :, :, 0]
+    scale = y.shape[0] // (h + -h % divisor)
+    return y[: scale * h, : scale * w]
+
+
 def export_generator(
     generator,
     card: Mapping[str, Any],

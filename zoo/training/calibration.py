@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -306,8 +305,3 @@ def cpu_seconds() -> float:
     """User + system CPU time of this process and its waited-for children."""
     times = os.times()
     return times.user + times.system + times.children_user + times.children_system
-
-
-def pooled(values: list[float]) -> float:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(finite)) if finite else math.nan

@@ -41,8 +41,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from zoo.errors import UserError
+from zoo.evaluation.tables import json_number, json_table
 from zoo.training import calibration as C
-from zoo.training.finetune_metrics import ROW_LABELS, ROWS, compare, json_number, json_table, pool
+from zoo.training.finetune_metrics import compare, pool
 from zoo.training.finetune_run import (
     LR_FACTOR,
     PATIENCE,
@@ -53,7 +54,7 @@ from zoo.training.finetune_run import (
     warmup_steps,
 )
 
-__all__ = ["FinetuneResult", "FoldResult", "ROW_LABELS", "check_lineage", "finetune"]
+__all__ = ["FinetuneResult", "FoldResult", "check_lineage", "finetune"]
 
 ProgressCallback = Callable[[int, int], None]
 
