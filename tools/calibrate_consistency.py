@@ -91,8 +91,7 @@ def map_stats(lr, out):
 def enhance(client, lr):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out, _ = client.enhance(lr.astype(np.float32))
-    return out
+        return client.enhance(lr.astype(np.float32)).image
 
 
 def hr_protocol_case(client, hr, truth=None, hr_pixel_nm=None):

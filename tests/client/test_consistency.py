@@ -120,14 +120,17 @@ def test_enhance_with_consistency_returns_the_map_and_records_its_summary(served
     image = (1000 + 5 * rng.normal(size=(30, 40))).astype(np.float32)
     image[10:20, 10:20] += 200 * (np.indices((10, 10)).sum(0) % 2)  # nearest x2 of it is not band-limited
     with EnhanceClient(served.target, "tiny", version=1) as client:
-        out, pixel, cmap = client.enhance(image, 14.2, consistency=True)
+        result = client.enhance(image, 14.2, consistency=True)
+        out, pixel, cmap = result.image, result.pixel_size_nm, result.consistency_map
         assert out.shape == (60, 80) and pixel == pytest.approx(7.1) and cmap.z.shape == image.shape
-        assert client.last_run["consistency"]["share_beyond_3_sigma"] == cmap.stats["share_beyond_3_sigma"]
-        fixed, _, projected = client.enhance(image, 14.2, consistency=True, consistent=True)
+        assert result.consistency["share_beyond_3_sigma"] == cmap.stats["share_beyond_3_sigma"]
+        assert result.facts()["consistency"] == result.consistency
+        fixed = client.enhance(image, 14.2, consistency=True, consistent=True)
+        projected = fixed.consistency_map
         assert projected.before_projection is not None
         assert projected.stats["mean_abs_z"] < cmap.stats["mean_abs_z"]
-        assert client.last_run["consistency"]["projected"] is True
-        assert len(client.enhance(image, 14.2)) == 2  # unchanged without it
+        assert fixed.consistency["projected"] is True and "projected" not in result.consistency
+        assert client.enhance(image, 14.2).consistency_map is None  # unchanged without it
 
 
 def test_noise_sigma_follows_the_intensity_as_shot_noise_does():

@@ -44,8 +44,9 @@ def test_versions_and_labels_answer_with_their_own_weights(real_server, rng):
     results = {}
     for kwargs in ({"version": 1}, {"version": 2}, {"label": "stable"}, {}):
         with EnhanceClient(real_server.target, "tiny", **kwargs) as client:
-            out, pixel = client.enhance(image, 14.2)
-        results[tuple(kwargs.items())] = (client.last_run["version"], out)
+            result = client.enhance(image, 14.2)
+        out, pixel = result.image, result.pixel_size_nm
+        results[tuple(kwargs.items())] = (result.version, out)
         assert out.shape == (48, 80) and pixel == pytest.approx(7.1)
     v1, v2 = results[(("version", 1),)][1], results[(("version", 2),)][1]
     assert not np.allclose(v1, v2)  # two seeds, two models
@@ -60,10 +61,11 @@ def test_tiled_equals_untiled_away_from_the_border(real_server, rng, extra):
     # big enough for several tiles per axis; (0, 0) = sizes that are multiples of the divisor
     shape = (tile["size"] + 2 * tile["divisor"] + extra[0], tile["size"] + 6 * tile["divisor"] + extra[1])
     image = rng.normal(1000, 100, shape).astype(np.float32)
-    with EnhanceClient(real_server.target, "tiny", version=1) as client:
+    with EnhanceClient(real_server.target, "tiny", version=1, memory_budget_mb=1) as client:
         info = client.model_info()
-        tiled, _ = client.enhance(image, 14.2)
-        assert client.last_run["tiles"] > 1  # the card's 32 px tiles really tile this image
+        result = client.enhance(image, 14.2)
+        tiled = result.image
+        assert result.tiles > 1  # a budget below one tile: the card's 32 px tiles really tile this image
         mean, std = image.mean(dtype=np.float64), image.std(dtype=np.float64)
         whole = client.predict(((image - mean) / std).astype(np.float32)[None, ..., None], info)[0, ..., 0]
     # compare in the model's (normalised) units

@@ -62,3 +62,41 @@ def test_too_little_context_shows_seams(rng):
     for t in blender.tiles:
         blender.add(t, _model(image[t.y0:t.y0 + t.h, t.x0:t.x0 + t.w]))
     assert np.abs(blender.result() - _model(image)).max() > 1e-2
+
+
+CARD_TILE = {"size": 288, "overlap": 72, "divisor": 8}
+
+
+def test_plan_sends_a_sem_frame_whole_within_the_default_budget():
+    from zoo.client.tiling import plan_tiles
+
+    plan = plan_tiles(780, 924, scale=2, card_tile=CARD_TILE, max_message_bytes=512 * 2**20)
+    assert plan.whole and plan.batch == 1 and plan.tile == 924
+    assert TileBlender(780, 924, scale=2, tile=plan.tile, context=72, divisor=8).tiles[0].shape == (780, 924)
+
+
+def test_plan_splits_what_exceeds_the_budget_or_the_message_limit():
+    from zoo.client.tiling import SERVER_BYTES_PER_OUTPUT_PIXEL, plan_tiles
+
+    big = plan_tiles(4096, 4096, scale=2, card_tile=CARD_TILE, memory_budget_mb=4096, concurrency=2)
+    # two requests in flight share the 4 GiB: 2 GiB each
+    assert not big.whole and big.tile % 8 == 0
+    assert 2 * (2 * big.tile) ** 2 * SERVER_BYTES_PER_OUTPUT_PIXEL <= 4096 * 2**20
+    assert 2 * (2 * (big.tile + 8)) ** 2 * SERVER_BYTES_PER_OUTPUT_PIXEL > 4096 * 2**20  # the largest that fits
+    assert big.batch == 1
+    limited = plan_tiles(780, 924, scale=2, card_tile=CARD_TILE, max_message_bytes=8 * 2**20)
+    assert not limited.whole and 4 * (2 * limited.tile) ** 2 <= 8 * 2**20
+    floor = plan_tiles(780, 924, scale=2, card_tile=CARD_TILE, memory_budget_mb=1)
+    assert (floor.tile, floor.batch) == (288, 1)  # never below the card's tile
+
+
+def test_plan_with_a_tile_size_keeps_it_and_fits_the_batch_to_the_budget():
+    from zoo.client.tiling import plan_tiles
+
+    plan = plan_tiles(2000, 2000, scale=2, card_tile=CARD_TILE, tile_size=300, batch_size=4)
+    assert (plan.tile, plan.batch, plan.whole) == (304, 4, False)  # rounded up to the divisor
+    assert plan_tiles(2000, 2000, scale=2, card_tile=CARD_TILE, tile_size=100).tile == 288
+    squeezed = plan_tiles(2000, 2000, scale=2, card_tile=CARD_TILE, tile_size=1024, batch_size=4,
+                          memory_budget_mb=4096)
+    assert squeezed.batch == 1  # four 1024 px tiles would take 16 GiB
+    assert plan_tiles(200, 200, scale=2, card_tile=CARD_TILE, tile_size=512).whole

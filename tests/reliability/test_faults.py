@@ -82,7 +82,8 @@ def test_server_killed_mid_batch_and_restarted_client_retries_to_a_correct_resul
         assert "serving tiny version 1" in text and "serving tiny version 2" not in text
 
         image = np.random.default_rng(3).integers(0, 4000, (96, 96)).astype(np.uint16)
-        client = EnhanceClient(target, "tiny", batch_size=1, concurrency=1, retries=10, backoff_s=0.1)
+        client = EnhanceClient(target, "tiny", batch_size=1, concurrency=1, retries=10, backoff_s=0.1,
+                               memory_budget_mb=1)  # the card's tiles: several requests per image
         killed_at = []
 
         def kill_and_restart(done: int, total: int) -> None:
@@ -91,10 +92,11 @@ def test_server_killed_mid_batch_and_restarted_client_retries_to_a_correct_resul
                 killed_at.append(done)
                 servers.append(Serve(zoo_copy, port, log))  # comes up while the client backs off
 
-        out, _ = client.enhance(image, 14.2, progress=kill_and_restart)
+        result = client.enhance(image, 14.2, progress=kill_and_restart)
+        out = result.image
         client.close()
         assert killed_at and servers[0].proc.returncode == -signal.SIGKILL
-        assert client.last_run["version"] == 1 and client.last_run["tiles"] > 3
+        assert result.version == 1 and result.tiles > 3
         np.testing.assert_array_equal(out, _expected(image, 1.0))
     finally:
         for server in servers:

@@ -40,13 +40,13 @@ def test_eight_clients_lose_nothing_while_versions_and_labels_change(zoo_copy):
         def client_loop(index: int) -> None:
             follows = "stable" if index % 2 else "latest"
             client = EnhanceClient(server.target, "tiny", label="stable" if follows == "stable" else None,
-                                   batch_size=1, concurrency=1, timeout=60)
+                                   batch_size=1, concurrency=1, timeout=60, memory_budget_mb=1)
             try:
                 for i in range(IMAGES):
                     k = (index + i) % len(images)
-                    out, _ = client.enhance(images[k], 14.2)
+                    result = client.enhance(images[k], 14.2)
                     with lock:
-                        results.append((follows, client.last_run["version"], k, out))
+                        results.append((follows, result.version, k, result.image))
                         done[index] += 1
             except BaseException as exc:  # noqa: BLE001 - any failure is what this test is about
                 with lock:

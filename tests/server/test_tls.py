@@ -16,7 +16,7 @@ def test_tls_round_trip_and_plaintext_is_refused(tiny_zoo, certificate):
     with EmbeddedServer(tiny_zoo, port=0, poll_seconds=0, tls_cert=cert, tls_key=key) as srv:
         target = f"localhost:{srv.port}"
         with EnhanceClient(target, "tiny", version=1, tls_root_cert=cert) as client:
-            out, _ = client.enhance(image, 14.2)
+            out = client.enhance(image, 14.2).image
         np.testing.assert_allclose(out, np.kron(image, np.ones((2, 2))), atol=1e-3)
         with pytest.raises(ServerError, match="UNAVAILABLE"):
             EnhanceClient(target, "tiny", retries=0, timeout=10).model_info()

@@ -11,9 +11,10 @@ What it does for one image (de Haan et al., Sci. Rep. 9, 12050, 2019, Methods):
    models in one result.
 2. Normalises with the *whole* image's mean and standard deviation (the paper's per-image
    normalisation; per-tile statistics would make each tile's brightness differ).
-3. Cuts tiles of the card's size with its receptive-field context (:mod:`zoo.client.tiling`),
-   sends batches of equal-shaped tiles on a small thread pool, and blends the outputs as
-   they arrive.
+3. Sends the whole image as one request when it fits the server memory budget and the gRPC
+   message limit (:func:`zoo.client.tiling.plan_tiles`); otherwise cuts large tiles with the
+   card's receptive-field context (:mod:`zoo.client.tiling`), sends batches of equal-shaped
+   tiles on a small thread pool, and blends the outputs as they arrive.
 4. Maps the result back to the input's intensity scale and dtype (``out * std + mean``,
    rounded and clipped for integer types, the clipped share counted; or float32, unclipped);
    the pixel size becomes ``pixel_size_nm / scale``.
@@ -41,11 +42,12 @@ import numpy as np
 
 from zoo.client import model_choice, protos
 from zoo.client.model_choice import PIXEL_SIZE_TOLERANCE
-from zoo.client.tiling import TileBlender
+from zoo.client.result import OUTPUT_DTYPES, EnhanceResult, checked_against_input, to_dtype
+from zoo.client.tiling import DEFAULT_MEMORY_BUDGET_MB, TileBlender, plan_tiles
 from zoo.client.transport import DEFAULT_MAX_MESSAGE_MB, Replicas, ServerError
 from zoo.errors import UserError
 
-__all__ = ["EnhanceClient", "ModelInfo", "ServerError"]
+__all__ = ["EnhanceClient", "EnhanceResult", "ModelInfo", "ServerError"]
 
 NORMALISATION = "per-image mean/std"
 
@@ -81,9 +83,13 @@ class EnhanceClient:
     that found no server (UNAVAILABLE, or DEADLINE_EXCEEDED before a connection existed) is
     tried again, with exponential backoff from ``backoff_s``. ``tls_root_cert``: PEM file (or
     bytes) of the CA that signed the server's certificate; None for plain TCP.
-    ``batch_size`` tiles per request, ``concurrency`` requests in flight. ``tile_size``: LR
-    tile edge (default: the card's; never smaller). Each tile spends ``2 * overlap + blend``
-    pixels per axis on context, so on a GPU server larger tiles (512-1024 px) waste far less.
+    ``batch_size`` tiles per request (at most), ``concurrency`` requests in flight.
+    ``memory_budget_mb``: server memory this client's requests may take at once (default
+    :data:`zoo.client.tiling.DEFAULT_MEMORY_BUDGET_MB`): an image whose whole output fits goes
+    as one request, larger ones in the largest tiles that fit (see
+    :func:`zoo.client.tiling.plan_tiles`); ``max_message_mb`` also bounds a request.
+    ``tile_size``: a fixed LR tile edge instead (never below the card's tile). Each tile
+    spends ``2 * overlap + blend`` pixels per axis on context, so larger tiles waste less.
     """
 
     def __init__(
@@ -103,6 +109,7 @@ class EnhanceClient:
         tls_root_cert: str | Path | bytes | None = None,
         strict: bool = False,
         tile_size: int | None = None,
+        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     ):
         targets = [target] if isinstance(target, str) else list(target)
         if not targets or not all(isinstance(t, str) and t for t in targets):
@@ -116,8 +123,9 @@ class EnhanceClient:
         self.batch_size, self.concurrency, self.strict = max(1, batch_size), max(1, concurrency), strict
         if tile_size is not None and tile_size < 1:
             raise UserError(f"tile size must be positive, got {tile_size}")
-        self.tile_size = tile_size
-        self.last_run: dict = {}
+        if not memory_budget_mb > 0:
+            raise UserError(f"memory budget must be positive, got {memory_budget_mb}")
+        self.tile_size, self.memory_budget_mb, self.max_message_mb = tile_size, memory_budget_mb, max_message_mb
         self._messages = protos.messages()
         self._replicas = Replicas(
             targets, timeout=timeout, retries=retries, backoff_s=backoff_s,
@@ -292,16 +300,17 @@ class EnhanceClient:
         consistency: bool = False,
         consistent: bool = False,
         dtype: str = "input",
-    ):
-        """Super-resolve a 2-D image; returns ``(enhanced, out_pixel_size_nm)``, or
-        ``(enhanced, out_pixel_size_nm, consistency_map)`` with ``consistency=True``.
+    ) -> EnhanceResult:
+        """Super-resolve a 2-D image; returns an :class:`EnhanceResult` (the image and the facts
+        of this run: pixel size, model, version, tiles, seconds, clipping, consistency map).
 
-        ``enhanced`` has ``scale`` times the rows and columns and the input's dtype (``dtype=
-        "input"``: an integer type's overshoot is clipped to its range; ``last_run["clipping"]``
-        says how much) or, with ``dtype="float32"``, float32 on the input's intensity scale,
-        nothing clipped. ``out_pixel_size_nm`` is ``pixel_size_nm / scale`` (None when the input's is unknown).
-        ``progress(done_tiles, total_tiles)``; ``deadline_s`` bounds the whole image.
-        ``consistency``: also compute the data-consistency map, a
+        ``result.image`` has ``scale`` times the rows and columns and the input's dtype
+        (``dtype="input"``: an integer type's overshoot is clipped to its range;
+        ``result.clipping`` says how much) or, with ``dtype="float32"``, float32 on the input's
+        intensity scale, nothing clipped. ``result.pixel_size_nm`` is ``pixel_size_nm / scale``
+        (None when the input's is unknown). ``progress(done_tiles, total_tiles)``;
+        ``deadline_s`` bounds the whole image.
+        ``consistency``: also compute the data-consistency map, ``result.consistency_map``, a
         :class:`zoo.client.consistency.ConsistencyMap` (the output re-acquired onto the input's
         grid minus the input, in units of the input's noise; ``.flagged`` when it contradicts
         the input beyond the calibrated threshold). ``consistent``: correct the output by
@@ -309,8 +318,6 @@ class EnhanceClient:
         (:func:`zoo.client.consistency.project_consistent`); the map then describes the
         corrected output and keeps the model's own in ``.before_projection``, which is what
         ``.flagged`` judges. Both run here, on the client (numpy/OpenCV).
-        Details of the run (model, version, server, tiles, seconds, the map's summary) land in
-        ``last_run``.
         """
         image = np.asarray(image)
         if image.ndim == 3 and image.shape[-1] == 1:
@@ -330,27 +337,35 @@ class EnhanceClient:
             if attempt == 0:
                 self.check_pixel_size(info, pixel_size_nm)
             try:
-                out, tiles = self._enhance_with(info, image, progress, deadline)
+                out, tiles, tile_size = self._enhance_with(info, image, progress, deadline)
                 break
             except _VersionGone as exc:
                 if pinned or attempt == 2:
                     raise ServerError(f"{info.name} version {info.version} is no longer served ({exc})",
                                       grpc.StatusCode.NOT_FOUND) from None
                 self._info.clear()  # a newer version replaced it: start again with that one
-        out, clipping = _to_dtype(out, target)
+        out, clipping = to_dtype(out, target)
         cmap = None
         if consistency or consistent:
-            out, cmap, clipping = _checked_against_input(image, out, clipping, info.scale, consistent, target)
-        out_pixel = None if pixel_size_nm is None else float(pixel_size_nm) / info.scale
-        self.last_run = {
-            "model": info.name, "version": info.version, "server": ", ".join(self.targets),
-            "tiles": tiles, "seconds": round(time.monotonic() - started, 3),
-            "input_pixel_size_nm": pixel_size_nm, "output_pixel_size_nm": out_pixel, "clipping": clipping,
-            **({"consistency": cmap.summary()} if cmap is not None else {}),
-        }
-        return (out, out_pixel, cmap) if consistency else (out, out_pixel)
+            out, cmap, clipping = checked_against_input(image, out, clipping, info.scale, consistent, target)
+        return EnhanceResult(
+            image=out,
+            pixel_size_nm=None if pixel_size_nm is None else float(pixel_size_nm) / info.scale,
+            input_pixel_size_nm=None if pixel_size_nm is None else float(pixel_size_nm),
+            model=info.name, version=info.version, scale=info.scale, server=", ".join(self.targets),
+            tiles=tiles, tile_size=tile_size, seconds=round(time.monotonic() - started, 3),
+            clipping=clipping, consistency_map=cmap,
+        )
 
-    def _enhance_with(self, info: ModelInfo, image: np.ndarray, progress, deadline) -> tuple[np.ndarray, int]:
+    def tile_plan(self, info: ModelInfo, height: int, width: int):
+        """The :class:`zoo.client.tiling.TilePlan` this client uses for an H x W image."""
+        return plan_tiles(
+            height, width, scale=info.scale, card_tile=info.card["tile"], tile_size=self.tile_size,
+            memory_budget_mb=self.memory_budget_mb, max_message_bytes=int(self.max_message_mb) * 2**20,
+            batch_size=self.batch_size, concurrency=self.concurrency,
+        )
+
+    def _enhance_with(self, info: ModelInfo, image: np.ndarray, progress, deadline) -> tuple[np.ndarray, int, int]:
         mean = float(image.mean(dtype=np.float64))
         std = float(image.std(dtype=np.float64))
         if not np.isfinite(std) or std <= 0:
@@ -360,16 +375,16 @@ class EnhanceClient:
         normalised /= np.float32(std)
 
         tile = info.card["tile"]
-        size, divisor = int(self.tile_size or tile["size"]), int(tile["divisor"])
-        size = max(size + -size % divisor, int(tile["size"]))  # never below the card's tile
+        plan = self.tile_plan(info, *image.shape)
+        size = plan.tile
         blender = TileBlender(
-            *image.shape, scale=info.scale, tile=size, context=int(tile["overlap"]), divisor=divisor,
+            *image.shape, scale=info.scale, tile=size, context=int(tile["overlap"]), divisor=int(tile["divisor"]),
         )
         by_shape: dict[tuple, list] = {}
         for t in blender.tiles:
             by_shape.setdefault(t.shape, []).append(t)
         batches = [
-            group[i:i + self.batch_size] for group in by_shape.values() for i in range(0, len(group), self.batch_size)
+            group[i:i + plan.batch] for group in by_shape.values() for i in range(0, len(group), plan.batch)
         ]
         total, done = len(blender.tiles), 0
         if progress:
@@ -407,49 +422,4 @@ class EnhanceClient:
         out = blender.result()
         out *= np.float32(std)
         out += np.float32(mean)
-        return out, total  # float32 on the input's scale; enhance() converts
-
-
-def _checked_against_input(image: np.ndarray, out: np.ndarray, clipping: dict, scale: int, consistent: bool,
-                           dtype: np.dtype):
-    """(output, its consistency map, its clipping); with ``consistent`` the output back-projected
-    first (and converted to ``dtype`` again: the clipping is the written output's)."""
-    from zoo.client.consistency import consistency_map, project_consistent
-
-    cmap = consistency_map(image, out, scale=scale)
-    if not consistent:
-        return out, cmap, clipping
-    projected = project_consistent(image, out, scale=scale)
-    out, clipping = _to_dtype(projected, dtype)
-    final = consistency_map(image, out, scale=scale)
-    final.before_projection = cmap
-    return out, final, clipping
-
-
-OUTPUT_DTYPES = ("input", "float32")
-
-
-def _to_dtype(image: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, dict]:
-    """``image`` (float, the input's scale) as ``dtype``, and what that clipped.
-
-    Integer types: rounded, and clipped to the type's range -- the network overshoots at
-    edges, so a scan using the full range loses those pixels to 0 or the maximum. The
-    clipping dict: ``dtype``, ``range`` ([min, max]; None for float), the pixels pushed up to
-    the minimum (``below``) and down to the maximum (``above``), and their ``share``.
-    """
-    dtype = np.dtype(dtype)
-    below = above = 0
-    limits = None
-    if dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        limits = [int(info.min), int(info.max)]
-        np.rint(image, out=image)
-        below = int(np.count_nonzero(image < info.min))
-        above = int(np.count_nonzero(image > info.max))
-        np.clip(image, info.min, info.max, out=image)
-        image = image.astype(dtype)
-    else:
-        image = image.astype(dtype, copy=False)
-    clipping = {"dtype": dtype.name, "range": limits, "below": below, "above": above,
-                "share": (below + above) / image.size if image.size else 0.0}
-    return image, clipping
+        return out, total, size  # float32 on the input's scale; enhance() converts

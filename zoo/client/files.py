@@ -213,26 +213,27 @@ def enhance_job(
     from zoo.data.sem_tiff import write_sem
 
     sem = read_checked(job, pixel_size_nm)
-    enhanced, out_pixel, cmap = client.enhance(
+    run = client.enhance(
         sem.image, sem.pixel_size_nm, progress=progress, consistency=True, consistent=consistent, dtype=dtype,
     )
+    enhanced, out_pixel, cmap = run.image, run.pixel_size_nm, run.consistency_map
     if strict and cmap.flagged:
         raise UserError(f"{job.source}: {cmap.message()} (--strict: {job.output} not written)")
-    run = client.last_run
     description = {
         "operation": "semzoo enhance",
-        "model": run["model"],
-        "model_version": run["version"],
+        "model": run.model,
+        "model_version": run.version,
         "server": server,
         "input_file": str(job.source.resolve()),
         "input_vendor": sem.vendor,
         "input_pixel_size_nm": sem.pixel_size_nm,
         "input_pixel_size_source": sem.pixel_size_source,
         "input_databar_rows": sem.databar_rows,
-        "scale": int(round(sem.pixel_size_nm / out_pixel)),
-        "tiles": run["tiles"],
+        "scale": run.scale,
+        "tiles": run.tiles,
+        "tile_size": run.tile_size,
         "output_dtype": str(enhanced.dtype),
-        "clipping": run["clipping"],
+        "clipping": run.clipping,
         "consistency": {**cmap.summary(), "file": None if job.consistency is None else job.consistency.name},
     }
     written = [write_sem(job.output, enhanced, out_pixel, description, overwrite=overwrite)]
@@ -242,7 +243,7 @@ def enhance_job(
                 job.consistency, cmap, sem.pixel_size_nm,
                 {"operation": "semzoo enhance: data-consistency map (z, input grid)",
                  "enhanced_file": job.output.name, "input_file": description["input_file"],
-                 "model": run["model"], "model_version": run["version"]},
+                 "model": run.model, "model_version": run.version},
                 overwrite=overwrite,
             ))
         if job.compare is not None:
@@ -251,7 +252,7 @@ def enhance_job(
             canvas = enhance_compare_figure(
                 sem.image, enhanced,
                 left=f"input, Lanczos x2 ({sem.pixel_size_nm:g} nm -> {out_pixel:g} nm)",
-                right=f"{run['model']} v{run['version']} ({out_pixel:g} nm)"
+                right=f"{run.model} v{run.version} ({out_pixel:g} nm)"
                       + (" + consistent" if consistent else ""),
                 pixel_size_nm=out_pixel,
                 consistency=cmap.judged.z,  # with --consistent: the model's own map, what was corrected

@@ -22,6 +22,7 @@ and tiles are added as they arrive (streaming), in any order.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,3 +149,74 @@ class TileBlender:
         self._acc /= self._sum_y[:, None].astype(np.float32)
         self._acc /= self._sum_x[None, :].astype(np.float32)
         return self._acc
+
+
+# -- choosing the tiling -----------------------------------------------------------------------
+# What one request costs the server, per output pixel: the activations of the bundled models'
+# `small` U-Net (64 channels at full LR resolution, on the x2 grid after the Lanczos layer),
+# measured as the peak RSS growth of one whole-image call: 595 B/px at 390x390 input, 695 B/px
+# at 924x780 (docs/performance.md, "The default path"); rounded up for the request and response
+# messages and the allocator's slack. A wider network (the `paper` preset) needs more: give a
+# smaller budget.
+SERVER_BYTES_PER_OUTPUT_PIXEL = 1024
+# Server memory one image may take: 4 GiB holds a 1024 x 1024 input (a 2048 x 2048 output) as
+# one request, so a 924 x 780 SEM frame goes whole.
+DEFAULT_MEMORY_BUDGET_MB = 4096
+# gRPC frames a message with a few bytes of its own; leave room for them and the other fields.
+MESSAGE_MARGIN_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """How an image is cut: LR ``tile`` edge for :class:`TileBlender`, ``batch`` tiles per
+    request; ``whole`` when the image goes as one request (exactly the untiled result)."""
+
+    tile: int
+    batch: int
+    whole: bool
+
+
+def plan_tiles(
+    height: int,
+    width: int,
+    *,
+    scale: int,
+    card_tile: dict,
+    tile_size: int | None = None,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    bytes_per_output_pixel: float = SERVER_BYTES_PER_OUTPUT_PIXEL,
+    max_message_bytes: int | None = None,
+    batch_size: int = 4,
+    concurrency: int = 2,
+) -> TilePlan:
+    """The tiling of an H x W LR image: the whole image when it fits, otherwise large tiles.
+
+    A request of ``n`` output pixels costs the server ``n * bytes_per_output_pixel`` and its
+    response ``4 n`` bytes on the wire (float32), which must stay under ``max_message_bytes``
+    (the gRPC message limit). Without ``tile_size``:
+
+    1. the whole image as one request when it fits both ``memory_budget_mb`` and the message
+       limit (nothing else is in flight then);
+    2. otherwise square tiles as large as ``concurrency`` requests in flight at once allow
+       within the budget (and one within the message limit), a multiple of the card's
+       ``divisor``, never below the card's tile ``size``.
+
+    With ``tile_size`` (``--tile-size``): that edge, rounded up to the divisor, never below the
+    card's tile. Either way ``batch`` is ``batch_size`` tiles per request, fewer when that
+    many would exceed a request's share of the budget or the message limit (at least one).
+    """
+    size, divisor = int(card_tile["size"]), int(card_tile["divisor"])
+    budget_px = memory_budget_mb * 2**20 / bytes_per_output_pixel
+    message_px = float("inf") if max_message_bytes is None else (max_message_bytes - MESSAGE_MARGIN_BYTES) / 4
+    out_px = height * width * scale * scale
+    if tile_size is None and out_px <= min(budget_px, message_px):
+        return TilePlan(tile=max(height, width, size), batch=1, whole=True)
+    per_request_px = min(budget_px / max(1, concurrency), message_px)
+    if tile_size is None:
+        edge = int(math.sqrt(per_request_px)) // scale // divisor * divisor
+    else:
+        edge = int(tile_size) + -int(tile_size) % divisor
+    edge = max(edge, size)
+    batch = max(1, min(int(batch_size), int(per_request_px // (scale * edge) ** 2)))
+    whole = height <= edge and width <= edge
+    return TilePlan(tile=edge, batch=1 if whole else batch, whole=whole)

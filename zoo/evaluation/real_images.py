@@ -363,7 +363,7 @@ def served_models(zoo_dir: Path, models: Mapping[str, tuple[str, int]]) -> Itera
         for key, (name, version) in models.items():
             client = EnhanceClient([server.target], name, version=version)
             clients.append(client)
-            enhancers[key] = lambda lr, px, client=client: client.enhance(lr, px)[0]
+            enhancers[key] = lambda lr, px, client=client: client.enhance(lr, px).image
         yield enhancers
     finally:
         for client in clients:
