@@ -49,16 +49,19 @@ def test_quick_bench_writes_a_sane_table(cli, bench_zoo, tmp_path):
     assert "`semzoo bench --model tiny@stable" in text
 
     throughput = _section(text, "Throughput")
-    whole, tiled = throughput[0], throughput[1]
+    whole, frame, planned, tiled = throughput[:4]
     assert whole[0].startswith("whole image 192x192 output")
+    assert frame[0].startswith("default path: 80x64 uint16 frame, `enhance` defaults (whole, 1 request)")
+    assert frame[4].startswith(">= 0.75")
+    assert planned[0].startswith("tiled 512x512 output, memory-budget plan: 256 px tiles x 1, 1/request")
     assert tiled[0].startswith("tiled 512x512 output, 256 px tiles")
-    for row in (whole, tiled):
+    for row in (whole, frame, planned, tiled):
         direct, served, ratio = (_positive(c) for c in row[1:4])
         assert 0.05 < ratio < 20  # a ratio of two positive speeds of the same work
         assert row[4].startswith(">= 0.")
     assert "images/s" in whole[1] and "GFLOP/s" in whole[2] and "Mpx/s" in tiled[1]
     lanczos = [r for r in throughput if r[0].startswith("floor: Lanczos")]
-    assert len(lanczos) == 2 and all(_positive(r[1]) for r in lanczos)
+    assert len(lanczos) == 3 and all(_positive(r[1]) for r in lanczos)
 
     concurrency = _section(text, "Concurrent clients")
     assert [int(r[0]) for r in concurrency] == [1, 2]

@@ -84,32 +84,35 @@ def lanczos_x2(image: np.ndarray) -> np.ndarray:
 def direct_tiled(model: DirectModel, image: np.ndarray, card: dict, *, tile_size: int | None, batch_size: int) -> np.ndarray:
     """Enhance a normalised 2-D image tile by tile in-process, with the client's exact tiling.
 
-    Same tile grid (:class:`zoo.client.tiling.TileBlender` with the card's geometry and the
-    client's rule for ``tile_size``), same batches of equal-shaped tiles, same blending: the
-    in-process counterpart of ``EnhanceClient.enhance`` on one thread.
+    Same plan (:func:`zoo.client.tiling.plan_tiles` with the client's defaults: the whole
+    image when it fits the memory budget), same tile grid, same batches of equal-shaped tiles,
+    same blending: the in-process counterpart of ``EnhanceClient.enhance`` on one thread.
     """
     from zoo.client.tiling import TileBlender
 
     tile = card["tile"]
-    size = tile_edge(card, tile_size)
+    plan = tile_plan(card, image.shape, tile_size, batch_size)
     blender = TileBlender(
-        *image.shape, scale=int(card["scale"]), tile=size, context=int(tile["overlap"]), divisor=int(tile["divisor"])
+        *image.shape, scale=int(card["scale"]), tile=plan.tile, context=int(tile["overlap"]),
+        divisor=int(tile["divisor"]),
     )
     by_shape: dict[tuple, list] = {}
     for t in blender.tiles:
         by_shape.setdefault(t.shape, []).append(t)
     for group in by_shape.values():
-        for i in range(0, len(group), batch_size):
-            tiles = group[i:i + batch_size]
+        for i in range(0, len(group), plan.batch):
+            tiles = group[i:i + plan.batch]
             stack = np.stack([image[t.y0:t.y0 + t.h, t.x0:t.x0 + t.w] for t in tiles])[..., None]
             for t, out in zip(tiles, model(stack)):
                 blender.add(t, out[..., 0])
     return blender.result()
 
 
-def tile_edge(card: dict, tile_size: int | None) -> int:
-    """The LR tile edge the client uses for ``tile_size`` (rounded up to the divisor, never
-    below the card's tile): kept in step with ``EnhanceClient._enhance_with``."""
-    tile = card["tile"]
-    size, divisor = int(tile_size or tile["size"]), int(tile["divisor"])
-    return max(size + -size % divisor, int(tile["size"]))
+def tile_plan(card: dict, shape: tuple[int, int], tile_size: int | None, batch_size: int):
+    """The :class:`zoo.client.tiling.TilePlan` an EnhanceClient with its default budget,
+    message limit and concurrency uses for this image (one rule: ``plan_tiles``)."""
+    from zoo.client.tiling import plan_tiles
+    from zoo.client.transport import DEFAULT_MAX_MESSAGE_MB
+
+    return plan_tiles(*shape, scale=int(card["scale"]), card_tile=card["tile"], tile_size=tile_size,
+                      max_message_bytes=DEFAULT_MAX_MESSAGE_MB * 2**20, batch_size=batch_size)

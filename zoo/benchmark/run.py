@@ -32,13 +32,15 @@ class BenchSizes:
     requests_per_client: int = 4
     memory: int = 4096  # 4096 x 4096 input -> 8192 x 8192
     memory_tile: int = 1024  # client tile size for the memory run (0: the card's)
-    batch_size: int = 4  # tiles per request (EnhanceClient's default)
+    batch_size: int = 4  # tiles per request at most (EnhanceClient's default)
+    frame: tuple[int, int] = (780, 924)  # an SEM frame (rows, columns): the default path vs direct
+    frame_rounds: int = 3
 
     @classmethod
     def quick(cls) -> "BenchSizes":
         """Seconds on a tiny model: checks the machinery, not the machine."""
         return cls(whole=96, rounds=2, tiled=256, large_tile=0, clients=(1, 2), requests_per_client=2,
-                   memory=256, memory_tile=0)
+                   memory=256, memory_tile=0, frame=(64, 80), frame_rounds=2)
 
 
 @dataclass
@@ -48,6 +50,7 @@ class BenchResult:
     sizes: BenchSizes
     environment: dict = field(default_factory=dict)
     whole: dict = field(default_factory=dict)
+    frame: dict = field(default_factory=dict)
     tiled: list[dict] = field(default_factory=list)
     lanczos: dict = field(default_factory=dict)
     concurrency: list[dict] = field(default_factory=list)
@@ -92,7 +95,7 @@ def run_benchmark(
     progress: ProgressCallback | None = None,
 ) -> BenchResult:
     """Benchmark zoo version ``name:version`` (see :mod:`zoo.benchmark`); returns the numbers."""
-    from zoo.benchmark.direct import DirectModel, direct_tiled, lanczos_x2, tile_edge, timed
+    from zoo.benchmark.direct import DirectModel, direct_tiled, lanczos_x2, tile_plan, timed
     from zoo.benchmark.served import ServerProcess, concurrent_clients, enhance_memory
     from zoo.client.client import EnhanceClient
     from zoo.registry.store import Zoo
@@ -101,7 +104,9 @@ def run_benchmark(
     zoo = Zoo(zoo_root)
     card = dict(zoo.card(name, version))
     result = BenchResult(name, version, sizes, environment())
-    tile_sizes = [None] + ([sizes.large_tile] if sizes.large_tile and sizes.large_tile > card["tile"]["size"] else [])
+    # the default plan (memory budget), the card's tiles (the old default), and large fixed tiles
+    tile_sizes = [None, int(card["tile"]["size"])] + (
+        [sizes.large_tile] if sizes.large_tile and sizes.large_tile > card["tile"]["size"] else [])
     steps = 4 + len(tile_sizes)
     step = progress or (lambda done, total: None)
     step(0, steps)
@@ -134,21 +139,24 @@ def run_benchmark(
                 "output": 2 * sizes.whole,
                 "images_per_s": reps / sum(timed(lambda: lanczos_x2(lanczos_image)) for _ in range(reps)),
             }
+            result.frame = default_path_vs_direct(model, client, rng, sizes)
             step(2, steps)
 
             image = rng.standard_normal((sizes.tiled, sizes.tiled)).astype(np.float32)
             output_mpx = (2 * sizes.tiled) ** 2 / 1e6
             for i, tile_size in enumerate(tile_sizes):
-                batch = batch_for(tile_edge(card, tile_size), sizes.batch_size)
-                client.tile_size, client.batch_size = tile_size, batch
-                first = image[:tile_edge(card, tile_size), :tile_edge(card, tile_size)]
+                plan = tile_plan(card, image.shape, tile_size, sizes.batch_size)
+                batch = plan.batch
+                client.tile_size = tile_size
+                first = image[:plan.tile, :plan.tile]
                 client.enhance(first, 14.2)  # a new tile shape: oneDNN sets up its kernels once per side
                 direct_tiled(model, first, card, tile_size=tile_size, batch_size=batch)
                 d = timed(lambda: direct_tiled(model, image, card, tile_size=tile_size, batch_size=batch))
-                s = timed(lambda: client.enhance(image, 14.2))
+                runs = []
+                s = timed(lambda: runs.append(client.enhance(image, 14.2)))
                 result.tiled.append({
-                    "lr": sizes.tiled, "output": 2 * sizes.tiled, "tile": tile_edge(card, tile_size),
-                    "tiles": client.last_run["tiles"], "batch": batch, "direct_s": d, "served_s": s,
+                    "lr": sizes.tiled, "output": 2 * sizes.tiled, "tile": plan.tile, "plan": tile_size is None,
+                    "tiles": runs[0].tiles, "batch": batch, "direct_s": d, "served_s": s,
                     "direct_mpx_per_s": output_mpx / d, "served_mpx_per_s": output_mpx / s, "ratio": d / s,
                     "lanczos_mpx_per_s": output_mpx / timed(lambda: lanczos_x2(image)),
                 })
@@ -163,8 +171,8 @@ def run_benchmark(
     # A fresh server: TensorFlow's allocator keeps what the runs above used, which would hide
     # what one image costs.
     with ServerProcess(zoo.root, name, version) as server:
-        memory_tile = tile_edge(card, sizes.memory_tile or None)
-        memory_batch = batch_for(memory_tile, sizes.batch_size)
+        memory_plan = tile_plan(card, (sizes.memory, sizes.memory), sizes.memory_tile or None, sizes.batch_size)
+        memory_tile, memory_batch = memory_plan.tile, memory_plan.batch
         result.memory = enhance_memory(
             server, size=sizes.memory, tile_size=sizes.memory_tile or None, batch_size=memory_batch
         )
@@ -174,7 +182,21 @@ def run_benchmark(
     return result
 
 
-def batch_for(tile: int, batch_size: int) -> int:
-    """Tiles per request: ``batch_size`` for tiles up to 512 px, else one (a batch of four
-    1024 px tiles has 3 GiB activation tensors on the x2 grid: memory, not speed, binds)."""
-    return batch_size if tile <= 512 else 1
+def default_path_vs_direct(model, client, rng, sizes: BenchSizes) -> dict:
+    """An SEM frame through ``client.enhance`` with its defaults (the memory budget's plan,
+    normalisation, dtype conversion, gRPC) against one direct SavedModel call on the whole
+    normalised frame; alternating, medians. The ratio is the default path's share of the model's speed."""
+    from zoo.benchmark.direct import timed
+
+    h, w = sizes.frame
+    frame = rng.integers(1000, 4000, (h, w)).astype(np.uint16)
+    normalised = ((frame - frame.mean()) / frame.std()).astype(np.float32)[None, ..., None]
+    runs = [client.enhance(frame, 14.2)]  # warm: oneDNN sets up its kernels once per shape
+    model(normalised)
+    direct_s, served_s = [], []
+    for _ in range(sizes.frame_rounds):
+        direct_s.append(timed(lambda: model(normalised)))
+        served_s.append(timed(lambda: runs.append(client.enhance(frame, 14.2))))
+    direct, served = float(np.median(direct_s)), float(np.median(served_s))
+    return {"lr": [h, w], "tiles": runs[-1].tiles, "tile": runs[-1].tile_size, "rounds": sizes.frame_rounds,
+            "direct_images_per_s": 1 / direct, "served_images_per_s": 1 / served, "ratio": direct / served}

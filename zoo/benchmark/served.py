@@ -195,10 +195,10 @@ _CLIENT_SCRIPT = textwrap.dedent(
                        batch_size=int(batch_size)) as client:
         client.model_info()
         before = proc_memory_kib(os.getpid())
-        out, _ = client.enhance(image, 14.2)
+        run = client.enhance(image, 14.2)
     after = proc_memory_kib(os.getpid())
-    print(json.dumps({"before_kib": before["VmRSS"], "peak_kib": after["VmHWM"],
-                      "shape": list(out.shape), "dtype": str(out.dtype), "tiles": client.last_run["tiles"]}))
+    print(json.dumps({"before_kib": before["VmRSS"], "peak_kib": after["VmHWM"], "shape": list(run.image.shape),
+                      "dtype": str(run.image.dtype), "tiles": run.tiles}))
     """
 )
 
