@@ -322,3 +322,24 @@ def test_a_small_clipped_share_is_recorded_without_a_warning(cli, cli_zoo, tmp_p
     assert result.exit_code == 0, result.output
     assert read_sem(tmp_path / "out.tif").metadata["description"]["clipping"]["above"] == 4
     assert "clipped" not in result.stderr
+
+
+def test_memory_budget_chooses_whole_image_or_tiles_and_the_output_is_the_same(cli, cli_zoo, tmp_path):
+    from zoo.data.sem_tiff import read_sem
+
+    image = sem_file(tmp_path / "in.tif", shape=(100, 90))
+    outputs = {}
+    for budget in ("4096", "1"):  # the default: one request; 1 MiB: the card's tiles
+        out = tmp_path / f"out-{budget}.tif"
+        result = cli("enhance", tmp_path / "in.tif", "-o", out, "--zoo", cli_zoo, "--model", "tiny",
+                     "--memory-budget", budget)
+        assert result.exit_code == 0, result.output
+        outputs[budget] = read_sem(out)
+    whole, tiled = outputs["4096"].metadata["description"], outputs["1"].metadata["description"]
+    assert whole["tiles"] == 1 and whole["tile_size"] >= 100
+    assert tiled["tiles"] > 1 and tiled["tile_size"] < 90
+    np.testing.assert_array_equal(outputs["1"].image, outputs["4096"].image)
+    np.testing.assert_array_equal(outputs["1"].image, nearest2x(image))
+    bad = cli("enhance", tmp_path / "in.tif", "-o", tmp_path / "bad.tif", "--zoo", cli_zoo, "--model", "tiny",
+              "--memory-budget", "0")
+    assert bad.exit_code == 2 and not (tmp_path / "bad.tif").exists()

@@ -10,6 +10,7 @@ from typing import Annotated, Iterator, List
 import typer
 
 from zoo.cli.options import (
+    DEFAULT_MEMORY_BUDGET_MB,
     CompareOption,
     ConsistentOption,
     ModelOption,
@@ -17,6 +18,7 @@ from zoo.cli.options import (
     PixelSizeOption,
     ServerOption,
     StrictOption,
+    MemoryBudgetOption,
     TileSizeOption,
     ZooOption,
     default_zoo,
@@ -39,6 +41,7 @@ def enhance(
     compare: CompareOption = False,
     overwrite: OverwriteOption = False,
     tile_size: TileSizeOption = None,
+    memory_budget: MemoryBudgetOption = DEFAULT_MEMORY_BUDGET_MB,
     strict: StrictOption = False,
     consistent: ConsistentOption = False,
     dtype: Annotated[
@@ -79,7 +82,8 @@ def enhance(
             typer.echo(f"warning: {job.source}: {message}", err=True)
         del sem  # one image in memory at a time, however many inputs
 
-    with enhance_session(zoo, server, spec, pixel_sizes, strict=strict, tile_size=tile_size) as (client, server_text):
+    with enhance_session(zoo, server, spec, pixel_sizes, strict=strict, tile_size=tile_size,
+                         memory_budget_mb=memory_budget) as (client, server_text):
         with progress_bar("enhancing", None) as update, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if strict:  # refuse before writing anything, not halfway through a folder
@@ -116,7 +120,7 @@ def result_line(job, result: dict) -> str:
 
 @contextlib.contextmanager
 def enhance_session(zoo, server: str | None, spec, pixel_sizes: list[float] | None, *, strict: bool,
-                    tile_size: int | None) -> Iterator[tuple]:
+                    tile_size: int | None, memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB) -> Iterator[tuple]:
     """The EnhanceClient `semzoo enhance` and `semzoo watch` enhance through, and the server
     text their provenance records: ``--server`` targets, or an embedded server of the zoo
     serving the version(s) ``pixel_sizes`` need (None: every model of the zoo, for images yet
@@ -146,6 +150,7 @@ def enhance_session(zoo, server: str | None, spec, pixel_sizes: list[float] | No
             candidates=names,
             strict=strict,
             tile_size=tile_size,
+            memory_budget_mb=memory_budget_mb,
         ) as client:
             yield client, server_text
     finally:

@@ -9,6 +9,8 @@ from typing import Annotated, Callable, Iterator, Optional
 
 import typer
 
+from zoo.client.tiling import DEFAULT_MEMORY_BUDGET_MB  # numpy only: the CLI stays quick to start
+
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # Running from a source checkout (an editable install): models/ beside zoo/ and pyproject.toml.
 REPO_MODELS = PACKAGE_DIR.parent / "models"
@@ -55,11 +57,19 @@ ServerOption = Annotated[
     typer.Option("--server", help="HOST:PORT of TF Serving / `semzoo serve`; comma-separate replicas. Default: serve the zoo in-process."),
 ]
 CompareOption = Annotated[
-    bool, typer.Option("--compare", help="Also write NAME.compare.png: Lanczos x2 input | output.")
+    bool, typer.Option("--compare", help="Also write NAME.compare.png: the field beside its consistency map, "
+                                  "crops of Lanczos x2 and output where they differ most, line profiles across gaps.")
 ]
 TileSizeOption = Annotated[
     Optional[int],
-    typer.Option("--tile-size", min=8, help="LR tile edge in px (default: the model card's); larger is faster on big images."),
+    typer.Option("--tile-size", min=8, help="A fixed LR tile edge in px (never below the model card's tile). "
+                                            "Default: from --memory-budget."),
+]
+MemoryBudgetOption = Annotated[
+    float,
+    typer.Option("--memory-budget", min=1, help="Server memory (MiB) one image may take: the whole image goes as one "
+                                                "request when it fits, else the largest tiles that fit. Tiled equals "
+                                                "untiled; lower it for a small GPU, raise it for a big server."),
 ]
 StrictOption = Annotated[
     bool,

@@ -8,12 +8,14 @@ from typing import Annotated
 import typer
 
 from zoo.cli.options import (
+    DEFAULT_MEMORY_BUDGET_MB,
     CompareOption,
     ConsistentOption,
     ModelOption,
     PixelSizeOption,
     ServerOption,
     StrictOption,
+    MemoryBudgetOption,
     TileSizeOption,
     ZooOption,
 )
@@ -30,6 +32,7 @@ def watch(
     pixel_size: PixelSizeOption = None,
     compare: CompareOption = False,
     tile_size: TileSizeOption = None,
+    memory_budget: MemoryBudgetOption = DEFAULT_MEMORY_BUDGET_MB,
     strict: StrictOption = False,
     consistent: ConsistentOption = False,
     poll: Annotated[
@@ -103,7 +106,7 @@ def watch(
     counts = {"enhanced": 0, "failed": 0, "skipped": 0}
     try:
         with enhance_session(zoo, server, spec, None, strict=strict,
-                             tile_size=tile_size) as (client, server_text):
+                             tile_size=tile_size, memory_budget_mb=memory_budget) as (client, server_text):
             out.mkdir(parents=True, exist_ok=True)
             done_before = sum(1 for p in in_dir.iterdir() if p.suffix.lower() in (".tif", ".tiff")
                               and not p.name.startswith(".") and output_of(p).exists())
