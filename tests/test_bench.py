@@ -46,6 +46,10 @@ def test_quick_bench_writes_a_sane_table(cli, bench_zoo, tmp_path):
     assert text in result.stdout  # printed and written alike
     assert text.startswith("# semzoo bench: tiny version 1")
     assert re.search(r"model cost: " + NUMBER + r" GFLOP per 192x192 output image", text)
+    conv = re.search(NUMBER + r" GFLOP/s direct vs " + NUMBER + r" GFLOP/s for one 64->64 3x3 float32 "
+                     r"convolution at 64x64 = " + NUMBER + r", target >= 0.75", text)
+    assert conv and float(conv.group(2)) > 0
+    assert float(conv.group(3)) == pytest.approx(float(conv.group(1)) / float(conv.group(2)), abs=0.01)
     assert "`semzoo bench --model tiny@stable" in text
 
     throughput = _section(text, "Throughput")

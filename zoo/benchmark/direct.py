@@ -66,6 +66,21 @@ class DirectModel:
         return profile.total_float_ops / 1e9
 
 
+def plain_conv_gflop_per_s(*, size: int = 392, channels: int = 64, rounds: int = 7) -> float:
+    """GFLOP/s of one plain 3x3 ``channels`` -> ``channels`` float32 convolution on a
+    ``size`` x ``size`` map in TensorFlow (median of ``rounds``): what this CPU does on the
+    network's dominant operation, the reference for the model's achieved rate."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.standard_normal((1, size, size, channels)).astype(np.float32))
+    k = tf.constant(rng.standard_normal((3, 3, channels, channels)).astype(np.float32))
+    conv = tf.function(lambda a, b: tf.nn.conv2d(a, b, 1, "SAME"))
+    conv(x, k).numpy()  # oneDNN sets up its kernel once per shape
+    seconds = float(np.median([timed(lambda: conv(x, k).numpy()) for _ in range(rounds)]))
+    return 2 * 9 * channels * channels * size * size / 1e9 / seconds
+
+
 def timed(function: Callable[[], object]) -> float:
     """Seconds one call takes (wall clock: what a user waits for)."""
     start = time.perf_counter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoo.benchmark.run import BenchResult
 
-WHOLE_TARGET, TILED_TARGET, DEFAULT_PATH_TARGET = 0.90, 0.85, 0.75
+WHOLE_TARGET, TILED_TARGET, DEFAULT_PATH_TARGET, CONV_SHARE_TARGET = 0.90, 0.85, 0.75, 0.75
 
 
 def _row(*cells) -> str:
@@ -34,6 +34,9 @@ def to_markdown(result: BenchResult, *, command: str = "") -> str:
         f"- model cost: {w['gflop_per_image']:.2f} GFLOP per {w['output']}x{w['output']} output image "
         "(TensorFlow profiler float_operation() on the serving signature frozen at that shape; "
         "2 FLOP per multiply-add)",
+        f"- the model's rate against this CPU's plain convolution: {w['direct_gflop_per_s']:.1f} GFLOP/s direct vs "
+        f"{w['conv_gflop_per_s']:.1f} GFLOP/s for one 64->64 3x3 float32 convolution at {w['conv_size']}x{w['conv_size']} "
+        f"= {w['conv_share']:.2f}, target {_ok(w['conv_share'], CONV_SHARE_TARGET)}",
         "",
         "## Throughput: direct SavedModel vs `semzoo serve` + EnhanceClient",
         "",

@@ -35,12 +35,13 @@ class BenchSizes:
     batch_size: int = 4  # tiles per request at most (EnhanceClient's default)
     frame: tuple[int, int] = (780, 924)  # an SEM frame (rows, columns): the default path vs direct
     frame_rounds: int = 3
+    conv: int = 392  # the plain 64->64 3x3 convolution the model's GFLOP/s is compared with
 
     @classmethod
     def quick(cls) -> "BenchSizes":
         """Seconds on a tiny model: checks the machinery, not the machine."""
         return cls(whole=96, rounds=2, tiled=256, large_tile=0, clients=(1, 2), requests_per_client=2,
-                   memory=256, memory_tile=0, frame=(64, 80), frame_rounds=2)
+                   memory=256, memory_tile=0, frame=(64, 80), frame_rounds=2, conv=64)
 
 
 @dataclass
@@ -95,7 +96,7 @@ def run_benchmark(
     progress: ProgressCallback | None = None,
 ) -> BenchResult:
     """Benchmark zoo version ``name:version`` (see :mod:`zoo.benchmark`); returns the numbers."""
-    from zoo.benchmark.direct import DirectModel, direct_tiled, lanczos_x2, tile_plan, timed
+    from zoo.benchmark.direct import DirectModel, direct_tiled, lanczos_x2, plain_conv_gflop_per_s, tile_plan, timed
     from zoo.benchmark.served import ServerProcess, concurrent_clients, enhance_memory
     from zoo.client.client import EnhanceClient
     from zoo.registry.store import Zoo
@@ -133,6 +134,8 @@ def run_benchmark(
                 "direct_gflop_per_s": gflop / direct, "served_gflop_per_s": gflop / served,
                 "ratio": direct / served, "rounds": sizes.rounds,
             }
+            conv = plain_conv_gflop_per_s(size=sizes.conv, rounds=sizes.rounds)
+            result.whole.update(conv_gflop_per_s=conv, conv_size=sizes.conv, conv_share=gflop / direct / conv)
             lanczos_image = rng.standard_normal((sizes.whole, sizes.whole)).astype(np.float32)
             reps = max(5, sizes.rounds)
             result.lanczos = {
