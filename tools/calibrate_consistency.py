@@ -47,6 +47,7 @@ from zoo.evaluation.quality import peak_signal_noise_ratio
 from zoo.registry.store import Zoo
 from zoo.server.server import serve_zoo_versions
 from zoo.sim.acquisition import stepping_scan_record, unsampled_mask
+from zoo.sim.truth import read_truth
 
 SPECIMENS = {"gold-on-carbon": "gold-on-carbon", "hydrogel": "hydrogel"}  # model -> its simulated sample
 TOLERANCES = (1.0, 2.0, 3.0)
@@ -162,7 +163,7 @@ def main(argv=None):
         for role, seed in (("calibrate", 9501), ("measure", 9500)):
             for model, sample in SPECIMENS.items():
                 sim = simulate(work, sample, seed)
-                truth = json.loads((sim / "truth.json").read_text())
+                truth = read_truth(sim / "truth.json")
                 for lr_file in sorted((sim / "lr").glob("*.tif")):
                     sem = read_sem(lr_file)
                     out = enhance(clients[model], sem.image)

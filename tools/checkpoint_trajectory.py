@@ -54,9 +54,9 @@ def main(argv=None) -> int:
             raise UserError(f"{args.test} has no registered/truth.json: use prepared simulated pairs")
         checkpoints = _checkpoints(args.run, args.checkpoints)
         run_config = json.loads(config_path.read_text())
-        from zoo.cli.evaluate import read_truth_file
+        from zoo.sim.truth import read_truth, with_file_probe
 
-        truth_file = read_truth_file(base / "truth.json")  # each pair with the file's probe FWHM
+        truth_file = with_file_probe(read_truth(base / "truth.json"))  # each pair with the file's probe FWHM
         truth, pixel_size_nm = truth_file["pairs"], float(truth_file["hr_pixel_size_nm"])
         names = sorted(truth)
 

@@ -16,7 +16,6 @@ mean PSNR, invented gaps) and the invented gaps by kind, size and overlap
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -30,6 +29,7 @@ from zoo.evaluation.gaps import GapStats, analyse_gaps  # noqa: E402
 from zoo.evaluation.invented import invented_by_kind, markdown_invented  # noqa: E402
 from zoo.evaluation.quality import baseline_upsample, match_intensity, peak_signal_noise_ratio  # noqa: E402
 from zoo.evaluation.report import no_data_mask  # noqa: E402
+from zoo.sim.truth import read_truth  # noqa: E402
 
 
 def parse_outputs(items: list[str]) -> dict[str, Path]:
@@ -53,7 +53,7 @@ def measure(data: Path, outputs: dict[str, Path]):
     truth_path = reg / "truth.json"
     if not truth_path.is_file():
         raise UserError(f"{truth_path} does not exist (expected a `semzoo prepare` folder of simulated pairs)")
-    truth = json.loads(truth_path.read_text())["pairs"]
+    truth = read_truth(truth_path)["pairs"]
     analyses, psnr = [], {}
     for name in sorted(truth):
         tgt = read_sem(reg / "hr" / f"{name}.tif")

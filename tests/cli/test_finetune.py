@@ -97,3 +97,15 @@ def test_refusals_are_one_line_errors(cli, tiny_zoo, tmp_path):
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output
     assert sorted(p.name for p in tiny_zoo.iterdir()) == ["tiny"]
+
+
+def test_a_corrupt_truth_json_is_a_one_line_error(cli, tiny_zoo, tmp_path):
+    from tests.cli.test_prepare import write_raw
+
+    calib = write_raw(tmp_path / "calib", n=1)
+    (calib / "truth.json").write_text('{"pairs": {"pair-000": ')  # cut short
+    result = cli("finetune", calib, "--zoo", tiny_zoo, "--from", "tiny", "--name", "new")
+    assert result.exit_code == 2, result.output
+    assert "truth.json is not readable JSON" in result.output and "Traceback" not in result.output
+    assert result.output.strip().count("\n") == 0, result.output
+    assert sorted(p.name for p in tiny_zoo.iterdir()) == ["tiny"]

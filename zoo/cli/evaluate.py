@@ -65,28 +65,12 @@ def match_files(input: Path, output: Path, target: Path) -> list[tuple[str, Path
     return [(name, inputs[name], outputs[name], targets[name]) for name in outputs]
 
 
-def read_truth_file(path: Path) -> dict:
-    """A truth.json (semzoo simulate / prepare), checked to have ``pairs``; each pair is given
-    the file's ``probe_fwhm_nm`` unless it has its own."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"--truth {path} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"--truth {path} is not readable JSON ({exc})") from None
-    pairs = data.get("pairs") if isinstance(data, dict) else None
-    if not isinstance(pairs, dict):
-        raise UserError(f"--truth {path} has no 'pairs' object (expected the truth.json of semzoo simulate/prepare)")
-    probe = data.get("probe_fwhm_nm")
-    if isinstance(probe, (int, float)):  # every pair was scanned with the file's probe
-        pairs = {name: ({"probe_fwhm_nm": probe, **pair} if isinstance(pair, dict) else pair)
-                 for name, pair in pairs.items()}
-    return {**data, "pairs": pairs}
-
-
 def load_truth(path: Path) -> dict:
-    """The ``pairs`` of :func:`read_truth_file`."""
-    return read_truth_file(path)["pairs"]
+    """The ``pairs`` of the truth file at ``path`` (:func:`zoo.sim.truth.read_truth`), each
+    given the file's ``probe_fwhm_nm`` unless it has its own."""
+    from zoo.sim.truth import read_truth, with_file_probe
+
+    return with_file_probe(read_truth(path, label=f"--truth {path}"))["pairs"]
 
 
 def _truth_for(pairs: dict, name: str, single: bool, path: Path) -> dict:

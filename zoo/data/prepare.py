@@ -32,6 +32,7 @@ from zoo.data.register import (
     register_pair,
 )
 from zoo.errors import UserError
+from zoo.sim.truth import read_truth
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 # LR pixel sizes of the pairs in one data set may differ by calibration noise, not magnification.
@@ -221,12 +222,7 @@ def prepare_dataset(
     warnings = [f"no partner for {p} (pairs are matched by file name)" for p in unmatched]
     truth = None
     if (raw / "truth.json").is_file():
-        try:
-            truth = json.loads((raw / "truth.json").read_text())
-        except ValueError as exc:
-            raise UserError(f"{raw / 'truth.json'}: unreadable ({exc})") from None
-        if not isinstance(truth, dict) or not isinstance(truth.get("pairs", {}), dict):
-            raise UserError(f"{raw / 'truth.json'}: not a semzoo truth file (expected an object with 'pairs')")
+        truth = read_truth(raw / "truth.json")
         if sample_type and truth.get("sample") and sample_type != truth["sample"]:
             warnings.append(f"--sample-type {sample_type} overrides truth.json's {truth['sample']}")
     sample = sample_type or (truth or {}).get("sample")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 from zoo.data import patches as P
 from zoo.errors import UserError
+from zoo.sim.truth import read_truth
 
 MAX_PAIRS = 10
 LEAVE_ONE_OUT_MAX_PAIRS = 3
@@ -200,7 +200,7 @@ def folds(data_dir: Path, root: Path, *, seed: int) -> list[Fold]:
     """The held-out folds of a prepared calibration set (see the module docstring)."""
     manifest = P.load_manifest(data_dir)
     truth_path = data_dir / "registered" / "truth.json"
-    truth = json.loads(truth_path.read_text()) if truth_path.is_file() else None
+    truth = read_truth(truth_path) if truth_path.is_file() else None
     pairs = sorted(manifest["pairs"], key=lambda p: p["name"])
     names = [p["name"] for p in pairs]
     if len(pairs) == 1:
