@@ -34,7 +34,7 @@ class BenchSizes:
     memory_tile: int = 1024  # client tile size for the memory run (0: the card's)
     batch_size: int = 4  # tiles per request at most (EnhanceClient's default)
     frame: tuple[int, int] = (780, 924)  # an SEM frame (rows, columns): the default path vs direct
-    frame_rounds: int = 3
+    frame_rounds: int = 5
     conv: int = 392  # the plain 64->64 3x3 convolution the model's GFLOP/s is compared with
 
     @classmethod
