@@ -7,15 +7,14 @@ unless ``overwrite``.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from zoo.atomic import atomic_file
 from zoo.errors import UserError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -158,17 +157,8 @@ def write_png_atomic(path: Path, image: np.ndarray, *, overwrite: bool) -> None:
     ok, data = cv2.imencode(".png", image)
     if not ok:
         raise RuntimeError(f"could not encode {path}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give the PNG a plain file's mode
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:  # a plain file's mode, not mkstemp's 0600
+        tmp.write_bytes(data.tobytes())
 
 
 def clipping_warning(description: dict) -> str | None:

@@ -24,15 +24,13 @@ carried into the manifest and from there into the model card: credits for real i
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
 
+from zoo.atomic import atomic_dir
 from zoo.data import patches as P
 from zoo.data.register import SCALE, lanczos_upsample2x
 from zoo.errors import UserError
@@ -119,7 +117,7 @@ def prepare_hr_only(
     noise_split: bool = True, alpha: float = DEFAULT_NOISE_ALPHA,
 ):
     """Record, cut and write an HR-only RAW into DATA (see the module docstring)."""
-    from zoo.data.prepare import PrepareResult, _move_into_place, finish_manifest
+    from zoo.data.prepare import PrepareResult, finish_manifest
     from zoo.data.sem_tiff import write_sem
 
     if records_per_image < 1:
@@ -129,8 +127,7 @@ def prepare_hr_only(
         raise UserError(f"{raw}/hr: no TIFF images")
     images = [(p, read_hr(p, hr_pixel_size_nm, patch_size)) for p in files]  # refuse before writing
     sources = read_sources(raw)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir, prefix=f".{out_dir.name}.partial-") as tmp:
         for sub in ("registered/lr", "registered/lr-native", "registered/hr", P.SHARD_DIR):
             (tmp / sub).mkdir(parents=True)
         records = []
@@ -176,8 +173,4 @@ def prepare_hr_only(
                    "records_per_image": records_per_image, "min_patch_correlation": min_patch_correlation,
                    "sources": sources},
             no_patch_hint=f"--min-patch-correlation {min_patch_correlation}")
-        _move_into_place(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return PrepareResult(out_dir=out_dir, manifest=manifest)

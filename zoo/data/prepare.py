@@ -13,8 +13,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,6 +20,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from zoo.atomic import atomic_dir
 from zoo.data import patches as P
 from zoo.data.register import (
     DEFAULT_MIN_CORRELATION,
@@ -227,8 +226,7 @@ def prepare_dataset(
             warnings.append(f"--sample-type {sample_type} overrides truth.json's {truth['sample']}")
     sample = sample_type or (truth or {}).get("sample")
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir, prefix=f".{out_dir.name}.partial-") as tmp:
         for sub in ("registered/lr", "registered/lr-native", "registered/hr", P.SHARD_DIR):
             (tmp / sub).mkdir(parents=True)
         records, failed, grids = [], [], {}
@@ -281,10 +279,6 @@ def prepare_dataset(
             val_fraction=val_fraction, seed=seed,
             extra={"min_correlation": min_correlation, "min_patch_correlation": min_patch_correlation},
             no_patch_hint=f"--min-patch-correlation {min_patch_correlation}")
-        _move_into_place(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return PrepareResult(out_dir=out_dir, manifest=manifest, failed=failed, warnings=warnings)
 
 
@@ -349,19 +343,3 @@ def _write_registered(tmp: Path, name: str, reg: Registration, lr_path: Path, hr
               {**info, "content": "native LR crop covering the HR field (network input)"})
     write_sem(base / "hr" / f"{name}.tif", reg.hr_registered, reg.registered_pixel_size_nm,
               {**info, "content": "HR resampled onto the registered grid (Lanczos-4); 0 = no HR data"})
-
-
-def _move_into_place(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished build onto DATA; an old DATA is removed only after that succeeded."""
-    old = None
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        os.replace(out_dir, old / "data")
-    try:
-        os.replace(tmp, out_dir)
-    except BaseException:
-        if old is not None:
-            os.replace(old / "data", out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 import tifffile
 
+from zoo.atomic import atomic_file
 from zoo.data import vendors
 from zoo.data.databar import drawn_databar_rows
 from zoo.data.sem_pixels import check_pixels, to_gray
@@ -261,12 +261,6 @@ def _check_not_truncated(tif, page, path: Path) -> None:
 # --- writing -------------------------------------------------------------------------------
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def provenance(pixel_size_nm: float | None, description: Any = None) -> dict[str, Any]:
     """The record :func:`write_sem` stores: semzoo's version, the time, the pixel size and
     whatever the caller describes (model, version, source file, ...)."""
@@ -334,25 +328,7 @@ def write_sem(
         options["resolution"] = (1.0 / pixel_size_nm, 1.0 / pixel_size_nm)
         options["metadata"]["unit"] = "nm"
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        os.close(fd)
+    with atomic_file(path, suffix=".partial", overwrite=overwrite,
+                     exists_message=f"{path}: already exists; pass --overwrite to replace it") as tmp:
         tifffile.imwrite(tmp, image, **options)
-        with open(tmp, "rb+") as handle:  # on disk before the rename makes it visible
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # atomic and refuses to clobber a file created meanwhile
-            except FileExistsError:
-                raise UserError(f"{path}: already exists; pass --overwrite to replace it") from None
-            except OSError:  # file systems without hard links
-                if path.exists():
-                    raise UserError(f"{path}: already exists; pass --overwrite to replace it") from None
-                os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

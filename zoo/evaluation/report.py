@@ -18,9 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +25,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from zoo.atomic import atomic_dir, default_mode
 from zoo.errors import UserError
 from zoo.evaluation.gaps import GapAnalysis, analyse_gaps, gaps_with_input_sample
 from zoo.evaluation.particles import find_gaps
@@ -355,24 +353,9 @@ def report_folder(report_dir: Path):
     """A hidden sibling folder to write a report into; it replaces ``report_dir`` when the block
     ends without an error, and is removed otherwise, so no partial report is ever left."""
     report_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{report_dir.name}.", dir=report_dir.parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; a report is for sharing
+    # mkdtemp makes it private; a report is for sharing
+    with atomic_dir(report_dir, mode=default_mode(directory=True)) as tmp:
         yield tmp
-        if report_dir.exists():
-            old = report_dir.with_name(f".{report_dir.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            report_dir.rename(old)
-            tmp.rename(report_dir)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(report_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _markdown(results: Sequence[EvaluationResult], title: str) -> str:

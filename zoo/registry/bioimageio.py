@@ -51,9 +51,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from zoo.atomic import atomic_file
 from zoo.errors import UserError
 from zoo.registry.card import CARD_ASSET_PATH, Card, read_card
-from zoo.registry.files import TMP_PREFIX, default_mode, fsync_dir
+from zoo.registry.files import TMP_PREFIX
 
 FORMAT_VERSION = "0.5.4"
 EPS = 1e-6
@@ -441,44 +442,36 @@ def export_bioimageio(
     step(1, 3)
     output_std = float(enhanced.std())
     tmp_dir = Path(tempfile.mkdtemp(prefix="semzoo-bioimageio-"))
-    fd, tmp_zip = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".zip", dir=out_zip.parent)
-    os.close(fd)
     try:
-        _weights_zip(version_dir, tmp_dir / WEIGHTS_FILE)
-        _npy(tmp_dir / "test_input.npy", image)
-        _npy(tmp_dir / "test_output.npy", enhanced)
-        # For people: the input in its own dtype, the output as the model gives it.
-        sample_in = raw if raw.dtype in (np.uint8, np.uint16) else image
-        tifffile.imwrite(tmp_dir / "sample_input.tif", sample_in, compression="zlib", predictor=True)
-        tifffile.imwrite(tmp_dir / "sample_output.tif", enhanced, compression="zlib", predictor=True)
-        label = f"{card['name']}:{version}"
-        cover = cover_image(image, _denormalised(image, enhanced),
-                            left=f"Lanczos x{card['scale']} of the input", right=f"semzoo {label}")
-        if not cv2.imwrite(str(tmp_dir / "cover.png"), cv2.cvtColor(cover, cv2.COLOR_RGB2BGR)):
-            raise RuntimeError("OpenCV could not write the cover PNG")
-        (tmp_dir / "README.md").write_text(
-            documentation(card, version=version, output_std=output_std), encoding="utf-8")
-        shutil.copyfile(version_dir / "assets.extra" / "card.json", tmp_dir / "card.json")
-        rdf = description(card, version=version, output_std=output_std)
-        (tmp_dir / "rdf.yaml").write_text(
-            f"# bioimage.io model package of semzoo {label}, written by `semzoo zoo export`\n"
-            + to_yaml(rdf), encoding="utf-8")
-        with zipfile.ZipFile(tmp_zip, "w", zipfile.ZIP_DEFLATED) as archive:
-            for name in ("rdf.yaml", "README.md", "cover.png", "card.json", "test_input.npy",
-                         "test_output.npy", "sample_input.tif", "sample_output.tif", WEIGHTS_FILE):
-                # The weights zip is already compressed; storing it saves time, not bytes.
-                kind = zipfile.ZIP_STORED if name == WEIGHTS_FILE else zipfile.ZIP_DEFLATED
-                archive.write(tmp_dir / name, name, compress_type=kind)
-        step(2, 3)
-        summary = validate_package(tmp_zip) if validate else None
-        tested = test_package(tmp_zip) if test else None
-        os.chmod(tmp_zip, default_mode())
-        os.replace(tmp_zip, out_zip)
-        fsync_dir(out_zip.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_zip)
-        raise
+        with atomic_file(out_zip, prefix=TMP_PREFIX, suffix=".zip", sync_dir=True) as tmp_zip:
+            _weights_zip(version_dir, tmp_dir / WEIGHTS_FILE)
+            _npy(tmp_dir / "test_input.npy", image)
+            _npy(tmp_dir / "test_output.npy", enhanced)
+            # For people: the input in its own dtype, the output as the model gives it.
+            sample_in = raw if raw.dtype in (np.uint8, np.uint16) else image
+            tifffile.imwrite(tmp_dir / "sample_input.tif", sample_in, compression="zlib", predictor=True)
+            tifffile.imwrite(tmp_dir / "sample_output.tif", enhanced, compression="zlib", predictor=True)
+            label = f"{card['name']}:{version}"
+            cover = cover_image(image, _denormalised(image, enhanced),
+                                left=f"Lanczos x{card['scale']} of the input", right=f"semzoo {label}")
+            if not cv2.imwrite(str(tmp_dir / "cover.png"), cv2.cvtColor(cover, cv2.COLOR_RGB2BGR)):
+                raise RuntimeError("OpenCV could not write the cover PNG")
+            (tmp_dir / "README.md").write_text(
+                documentation(card, version=version, output_std=output_std), encoding="utf-8")
+            shutil.copyfile(version_dir / "assets.extra" / "card.json", tmp_dir / "card.json")
+            rdf = description(card, version=version, output_std=output_std)
+            (tmp_dir / "rdf.yaml").write_text(
+                f"# bioimage.io model package of semzoo {label}, written by `semzoo zoo export`\n"
+                + to_yaml(rdf), encoding="utf-8")
+            with zipfile.ZipFile(tmp_zip, "w", zipfile.ZIP_DEFLATED) as archive:
+                for name in ("rdf.yaml", "README.md", "cover.png", "card.json", "test_input.npy",
+                             "test_output.npy", "sample_input.tif", "sample_output.tif", WEIGHTS_FILE):
+                    # The weights zip is already compressed; storing it saves time, not bytes.
+                    kind = zipfile.ZIP_STORED if name == WEIGHTS_FILE else zipfile.ZIP_DEFLATED
+                    archive.write(tmp_dir / name, name, compress_type=kind)
+            step(2, 3)
+            summary = validate_package(tmp_zip) if validate else None
+            tested = test_package(tmp_zip) if test else None
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     step(3, 3)

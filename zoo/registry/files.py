@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
+from zoo.atomic import default_mode, fsync_dir, write_text_atomic  # noqa: F401 (fsync_dir, default_mode: re-exported)
 from zoo.registry.card import CARD_PATHS
 
 TMP_PREFIX = ".tmp-"
@@ -46,47 +45,6 @@ def fsync_tree(root: str | Path) -> None:
         fsync_dir(Path(dirpath))
 
 
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open directories; rename durability is best effort
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def default_mode(directory: bool = False) -> int:
-    """The mode a plain open()/mkdir() would give; mkstemp/mkdtemp use 0600/0700, which
-    would hide labels, configs and versions from a TF Serving running as another user."""
-    return (0o777 if directory else 0o666) & ~_umask()
-
-
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temp file + fsync + rename: readers see old or new."""
-    try:
-        mode = path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = default_mode()
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
+    write_text_atomic(path, text, prefix=TMP_PREFIX, keep_mode=True, sync_dir=True)

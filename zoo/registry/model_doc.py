@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from zoo.atomic import write_text_atomic
 from zoo.errors import UserError
 from zoo.registry.store import Zoo
 
@@ -292,8 +293,6 @@ def write_model_docs(zoo: Zoo, out_dir: str | Path, *, overwrite: bool = False) 
             page.unlink()
     for file_name, text in wanted.items():
         target = out_dir / file_name
-        tmp = target.with_name(f".{file_name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
+        write_text_atomic(target, text)
         written.append(target)
     return written

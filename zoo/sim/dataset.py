@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from zoo.atomic import write_text_atomic
 from zoo.errors import UserError
 from zoo.sim.presets import apply_preset
 from zoo.sim.samples import _check_positive, check_size, pair_seeds, sample_spec
@@ -81,13 +82,8 @@ def _reuse_freed_memory():
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(data, separators=(",", ":")))  # dumps: json.dump's encoder is pure Python
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    # dumps: json.dump's encoder is pure Python
+    write_text_atomic(path, json.dumps(data, separators=(",", ":")) + "\n", suffix=".partial")
 
 
 def check_dataset_args(

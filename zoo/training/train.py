@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from zoo.atomic import atomic_file
 from zoo.errors import UserError
 from zoo.training.checkpoint import build_srgan, restore_generator, training_checkpoint
 from zoo.training.data import TrainingData, manifest_summary, patch_data
@@ -410,9 +411,8 @@ def _loop(model, config, run_dir, manager, iterator, val_dataset, history, run_c
     callbacks.on_train_end(logs)
 
     generator = model.averaged_generator()
-    tmp = run_dir / f".{GENERATOR_FILE}.tmp.keras"
-    generator.save(tmp)
-    os.replace(tmp, run_dir / GENERATOR_FILE)
+    with atomic_file(run_dir / GENERATOR_FILE, suffix=".keras") as tmp:  # Keras goes by the extension
+        generator.save(tmp)
     history["steps_done"] = step  # only a finished run has it (see zoo.training.rundir)
     write_json(run_dir / HISTORY_FILE, history)
     return Run(generator, run_config, manifest, history, run_dir, finished=True, steps_done=step)
