@@ -115,40 +115,6 @@ def consistency_path(output: Path) -> Path:
     return output.with_name(output.stem + ".consistency.tif")
 
 
-def _window(image: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.percentile(image, [0.5, 99.5])
-    return float(lo), float(hi) if hi > lo else float(lo) + 1.0
-
-
-def compare_image(source: np.ndarray, enhanced: np.ndarray, *, left: str, right: str,
-                  consistency: np.ndarray | None = None, third: str = "") -> np.ndarray:
-    """8-bit side-by-side: Lanczos x2 of the input | the network's output (same window), and
-    with ``consistency`` (z on the input's grid) a third panel: mid-grey where the output agrees
-    with the input, white/black where its re-acquisition is 5 sigma above/below; labelled."""
-    import cv2
-
-    h, w = enhanced.shape
-    upsampled = cv2.resize(source.astype(np.float32), (w, h), interpolation=cv2.INTER_LANCZOS4)
-    lo, hi = _window(source.astype(np.float32))
-    panels = [np.clip((p.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
-              for p in (upsampled, enhanced)]
-    labels = [left, right]
-    if consistency is not None:
-        z = cv2.resize(np.asarray(consistency, np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
-        panels.append(np.clip(127.5 + z * (127.5 / 5.0), 0, 255).astype(np.uint8))
-        labels.append(third or "consistency z (grey: agrees; +-5 sigma)")
-    band = max(24, h // 24)
-    gap = max(4, w // 200)
-    canvas = np.zeros((h + band, len(panels) * w + (len(panels) - 1) * gap), np.uint8)
-    for k, panel in enumerate(panels):
-        canvas[band:, k * (w + gap):k * (w + gap) + w] = panel
-    scale = band / 40
-    for x, text in ((k * (w + gap) + 4, label) for k, label in enumerate(labels)):
-        cv2.putText(canvas, text, (x, int(band * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, scale, 255,
-                    max(1, int(round(scale * 1.5))), cv2.LINE_AA)
-    return canvas
-
-
 def write_png_atomic(path: Path, image: np.ndarray, *, overwrite: bool) -> None:
     import cv2
 
