@@ -42,6 +42,7 @@ def test_quick_bench_writes_a_sane_table(cli, bench_zoo, tmp_path):
     out = tmp_path / "bench.md"
     result = cli("bench", "--zoo", bench_zoo, "--model", "tiny@stable", "--quick", "--out", out)
     assert result.exit_code == 0, result.output
+    assert "devices: CPU:0" in result.stderr and "devices:" not in result.stdout
     text = out.read_text()
     assert text in result.stdout  # printed and written alike
     assert text.startswith("# semzoo bench: tiny version 1")

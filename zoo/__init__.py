@@ -9,11 +9,8 @@ The public API is small and imported lazily, so ``import zoo`` stays cheap (no T
 
 from __future__ import annotations
 
-import os as _os
-
-# TensorFlow's C++ chatter (CUDA probing, oneDNN notes, grappler remarks) is noise to an SEM
-# user; real TensorFlow failures still arrive as Python exceptions. Set it to 0 to see everything.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# ``import zoo`` leaves the process's environment and logging alone; only the `semzoo` console
+# script quiets TensorFlow's start-up chatter (zoo._quiet; SEMZOO_VERBOSE=1 shows everything).
 
 __version__ = "0.1.0"
 

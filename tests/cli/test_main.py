@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -49,6 +50,46 @@ def test_tensorflow_import_is_quiet_on_stderr():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "absl::InitializeLog" not in out.stderr
     assert "oneDNN" not in out.stderr
+
+
+def _clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "SEMZOO_VERBOSE")}
+    return {**env, **extra}
+
+
+def test_importing_zoo_leaves_tensorflows_logging_alone():
+    code = "import os, zoo, zoo.cli.main; print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_clean_env())
+    assert out.stdout.strip() == "None"
+
+
+def test_the_console_script_quiets_unless_told_otherwise():
+    code = (
+        "import os, sys; from zoo import _quiet; _quiet.quiet_cli()\n"
+        "print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'), _quiet._FINDER in sys.meta_path)"
+    )
+
+    def run(**env):
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env=_clean_env(**env)).stdout.strip()
+
+    assert run() == "3 True"
+    assert run(TF_CPP_MIN_LOG_LEVEL="1") == "1 True"  # the user's choice stands
+    assert run(SEMZOO_VERBOSE="1") == "None False"  # shows everything
+    assert run(SEMZOO_VERBOSE="0") == "3 True"
+
+
+def test_only_the_known_chatter_is_filtered():
+    code = (
+        "import os; from zoo._quiet import stderr_fd_filtered\n"
+        "with stderr_fd_filtered():\n"
+        "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+        "    os.write(2, b'I0000 00:00:1.0 1 port.cc:153] oneDNN custom operations are on. You may see\\n')\n"
+        "    os.write(2, b'something unexpected\\n')\n"
+        "os.write(2, b'after\\n')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr == "something unexpected\nafter\n"
 
 
 def test_broken_pipe_is_not_an_internal_error(tmp_path):

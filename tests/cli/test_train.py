@@ -45,6 +45,8 @@ def test_arguments_reach_the_training_function(cli, fake_train, tmp_path):
     assert call["steps"] == 5 and call["seed"] == 3 and call["resume"] is False
     assert call["overrides"] is None and call["init_from"] is None
     assert "5 generator steps" in result.output and "psnr 31.25" in result.output
+    assert "devices: CPU:0" in result.stderr  # one line naming what the run computes on, off stdout
+    assert "devices:" not in result.stdout
 
 
 def test_defaults_are_the_small_preset_and_the_presets_steps(cli, fake_train, tmp_path):

@@ -29,6 +29,23 @@ def test_importing_the_client_imports_neither_tensorflow_nor_keras():
     assert out.stdout.strip() == "[] private pool (TensorFlow not imported)"
 
 
+def test_falling_back_to_tensorflow_serving_apis_is_said_once():
+    # In a fresh process: the fallback's classes live in another pool than this one's.
+    code = (
+        "import warnings; from zoo.client import protos\n"
+        "def broken():\n    raise LookupError('no serialised descriptor in predict_pb2.py')\n"
+        "protos._build_private_pool = broken\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.simplefilter('always')\n"
+        "    protos.messages().PredictRequest(); protos.messages().TensorProto()\n"
+        "print(len(seen), protos.messages().source); print(seen[0].message)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    count_and_source, message = out.stdout.strip().splitlines()[-2:]
+    assert count_and_source == "1 tensorflow_serving.apis"
+    assert "no serialised descriptor in predict_pb2.py" in message and "importing tensorflow_serving.apis" in message
+
+
 def test_private_protos_are_wire_compatible_with_tensorflow_serving_apis(rng):
     from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from zoo.cli.options import OverwriteOption, ZooOption, default_zoo, progress_bar
+from zoo.cli.options import OverwriteOption, ZooOption, default_zoo, echo_devices, progress_bar
 
 DEFAULT_MODEL = "gold-on-carbon"
 
@@ -67,6 +67,7 @@ def bench(
         if problems:
             raise UserError(f"{name}:{version} fails verification: {problems[0]}")
         sizes = BenchSizes.quick() if quick else BenchSizes()
+        echo_devices()
         with progress_bar(f"bench {name}:{version}", None) as update:
             result = run_benchmark(store.root, name, version, sizes=sizes, progress=lambda d, t: update(d, total=t))
     result.notes += notes

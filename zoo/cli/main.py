@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 import zoo
-from zoo._quiet import install_quiet_tensorflow_import
+from zoo._quiet import quiet_cli
 from zoo.errors import UserError
 
 # The command modules, in the order `semzoo --help` lists them.
@@ -99,7 +99,7 @@ for _name in COMMAND_MODULES:
 
 def run() -> None:
     """Console-script entry point."""
-    install_quiet_tensorflow_import()
+    quiet_cli()
     try:
         app(prog_name="semzoo")
     except BrokenPipeError:

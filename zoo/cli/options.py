@@ -86,6 +86,28 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 ProgressCallback = Callable[[int, int], None]
 
 
+def device_summary() -> str:
+    """The devices TensorFlow computes on, e.g. ``CPU:0, GPU:0 (NVIDIA H200)``."""
+    import tensorflow as tf
+
+    names = []
+    for device in tf.config.list_physical_devices():
+        name = device.name.removeprefix("/physical_device:")
+        if device.device_type == "GPU":
+            try:
+                model = tf.config.experimental.get_device_details(device).get("device_name")
+            except (RuntimeError, ValueError):  # details are best effort
+                model = None
+            name += f" ({model})" if model else ""
+        names.append(name)
+    return ", ".join(names) or "none"
+
+
+def echo_devices() -> None:
+    """One line on stderr, ``devices: ...``: what a long computation (train, bench) runs on."""
+    typer.echo(f"devices: {device_summary()}", err=True)
+
+
 @contextlib.contextmanager
 def progress_bar(description: str, total: int | None = None) -> Iterator[Callable[..., None]]:
     """A rich progress bar with ETA; yields ``update(done, total=None, description=None)``.

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from zoo.cli.options import SeedOption, ZooOption, default_zoo, progress_bar
+from zoo.cli.options import SeedOption, ZooOption, default_zoo, echo_devices, progress_bar
 
 
 class Preset(str, enum.Enum):
@@ -79,6 +79,7 @@ def train(
         def update(done, total=None, description=None):
             # The bar starts with the first step, so refusals (existing run, bad data) print none.
             if not bar:
+                echo_devices()
                 bar.append(stack.enter_context(progress_bar("training", total=total)))
             bar[0](done, total=total, description=description)
 

@@ -11,7 +11,8 @@ the messages are byte-for-byte what ``tensorflow_serving.apis`` would produce; t
 classes just live in their own pool (they do not mix with the real ones in one message).
 
 If the installed files ever stop looking like generated protobuf code, we fall back to
-importing ``tensorflow_serving.apis`` (correct, only slower): see :func:`_load`.
+importing ``tensorflow_serving.apis`` (correct, only slower) and say so once in a
+:class:`RuntimeWarning`: see :func:`_load`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import ast
 import functools
 import importlib
 import importlib.util
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -138,7 +140,12 @@ def _load() -> SimpleNamespace:
     try:
         classes = _build_private_pool()
         source = "private pool (TensorFlow not imported)"
-    except Exception:  # noqa: BLE001 - any surprise in generated files: use the real modules
+    except Exception as exc:  # noqa: BLE001 - any surprise in generated files: use the real modules
+        # Said once (the result is cached): the client still works, but starts TensorFlow.
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        warnings.warn(f"semzoo could not read TF Serving's protos from the installed files ({reason}); "
+                      "importing tensorflow_serving.apis instead (correct, but it imports TensorFlow)",
+                      RuntimeWarning, stacklevel=3)
         classes = _import_real_protos()
         source = "tensorflow_serving.apis"
     return SimpleNamespace(source=source, **classes)

@@ -51,6 +51,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from zoo._quiet import verbose
 from zoo.atomic import atomic_file
 from zoo.errors import UserError
 from zoo.registry.card import CARD_ASSET_PATH, Card, read_card
@@ -580,10 +581,14 @@ def test_package(package: str | Path) -> str | None:
 
 @contextlib.contextmanager
 def _quiet_loguru():
-    """bioimageio logs its progress through loguru at INFO; keep the CLI's output to our lines."""
+    """bioimageio logs its progress through loguru at INFO; keep the CLI's output to our lines
+    (all of it with SEMZOO_VERBOSE=1)."""
     try:
         from loguru import logger
     except ImportError:
+        yield
+        return
+    if verbose():
         yield
         return
     logger.disable("bioimageio")
