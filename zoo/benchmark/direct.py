@@ -96,17 +96,16 @@ def lanczos_x2(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, (2 * w, 2 * h), interpolation=cv2.INTER_LANCZOS4)
 
 
-def direct_tiled(model: DirectModel, image: np.ndarray, card: dict, *, tile_size: int | None, batch_size: int) -> np.ndarray:
+def direct_tiled(model: DirectModel, image: np.ndarray, card: dict, plan) -> np.ndarray:
     """Enhance a normalised 2-D image tile by tile in-process, with the client's exact tiling.
 
-    Same plan (:func:`zoo.client.tiling.plan_tiles` with the client's defaults: the whole
-    image when it fits the memory budget), same tile grid, same batches of equal-shaped tiles,
-    same blending: the in-process counterpart of ``EnhanceClient.enhance`` on one thread.
+    ``plan``: the client's :class:`zoo.client.tiling.TilePlan` for this image
+    (``EnhanceClient.tile_plan``); same tile grid, same batches of equal-shaped tiles, same
+    blending: the in-process counterpart of ``EnhanceClient.enhance`` on one thread.
     """
     from zoo.client.tiling import TileBlender
 
     tile = card["tile"]
-    plan = tile_plan(card, image.shape, tile_size, batch_size)
     blender = TileBlender(
         *image.shape, scale=int(card["scale"]), tile=plan.tile, context=int(tile["overlap"]),
         divisor=int(tile["divisor"]),
@@ -121,13 +120,3 @@ def direct_tiled(model: DirectModel, image: np.ndarray, card: dict, *, tile_size
             for t, out in zip(tiles, model(stack)):
                 blender.add(t, out[..., 0])
     return blender.result()
-
-
-def tile_plan(card: dict, shape: tuple[int, int], tile_size: int | None, batch_size: int):
-    """The :class:`zoo.client.tiling.TilePlan` an EnhanceClient with its default budget,
-    message limit and concurrency uses for this image (one rule: ``plan_tiles``)."""
-    from zoo.client.tiling import plan_tiles
-    from zoo.client.transport import DEFAULT_MAX_MESSAGE_MB
-
-    return plan_tiles(*shape, scale=int(card["scale"]), card_tile=card["tile"], tile_size=tile_size,
-                      max_message_bytes=DEFAULT_MAX_MESSAGE_MB * 2**20, batch_size=batch_size)

@@ -96,7 +96,7 @@ def run_benchmark(
     progress: ProgressCallback | None = None,
 ) -> BenchResult:
     """Benchmark zoo version ``name:version`` (see :mod:`zoo.benchmark`); returns the numbers."""
-    from zoo.benchmark.direct import DirectModel, direct_tiled, lanczos_x2, plain_conv_gflop_per_s, tile_plan, timed
+    from zoo.benchmark.direct import DirectModel, direct_tiled, lanczos_x2, plain_conv_gflop_per_s, timed
     from zoo.benchmark.served import ServerProcess, concurrent_clients, enhance_memory
     from zoo.client.client import EnhanceClient
     from zoo.registry.store import Zoo
@@ -148,22 +148,24 @@ def run_benchmark(
             image = rng.standard_normal((sizes.tiled, sizes.tiled)).astype(np.float32)
             output_mpx = (2 * sizes.tiled) ** 2 / 1e6
             for i, tile_size in enumerate(tile_sizes):
-                plan = tile_plan(card, image.shape, tile_size, sizes.batch_size)
-                batch = plan.batch
                 client.tile_size = tile_size
+                plan = client.tile_plan(info, *image.shape)
                 first = image[:plan.tile, :plan.tile]
                 client.enhance(first, 14.2)  # a new tile shape: oneDNN sets up its kernels once per side
-                direct_tiled(model, first, card, tile_size=tile_size, batch_size=batch)
-                d = timed(lambda: direct_tiled(model, image, card, tile_size=tile_size, batch_size=batch))
+                direct_tiled(model, first, card, client.tile_plan(info, *first.shape))
+                d = timed(lambda: direct_tiled(model, image, card, plan))
                 runs = []
                 s = timed(lambda: runs.append(client.enhance(image, 14.2)))
                 result.tiled.append({
                     "lr": sizes.tiled, "output": 2 * sizes.tiled, "tile": plan.tile, "plan": tile_size is None,
-                    "tiles": runs[0].tiles, "batch": batch, "direct_s": d, "served_s": s,
+                    "tiles": runs[0].tiles, "batch": plan.batch, "direct_s": d, "served_s": s,
                     "direct_mpx_per_s": output_mpx / d, "served_mpx_per_s": output_mpx / s, "ratio": d / s,
                     "lanczos_mpx_per_s": output_mpx / timed(lambda: lanczos_x2(image)),
                 })
                 step(3 + i, steps)
+
+            client.tile_size = sizes.memory_tile or None  # the memory run's client plans the same way
+            memory_plan = client.tile_plan(info, sizes.memory, sizes.memory)
 
         for n in sizes.clients:
             result.concurrency.append(
@@ -174,7 +176,6 @@ def run_benchmark(
     # A fresh server: TensorFlow's allocator keeps what the runs above used, which would hide
     # what one image costs.
     with ServerProcess(zoo.root, name, version) as server:
-        memory_plan = tile_plan(card, (sizes.memory, sizes.memory), sizes.memory_tile or None, sizes.batch_size)
         memory_tile, memory_batch = memory_plan.tile, memory_plan.batch
         result.memory = enhance_memory(
             server, size=sizes.memory, tile_size=sizes.memory_tile or None, batch_size=memory_batch
