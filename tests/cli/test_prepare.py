@@ -51,6 +51,7 @@ def test_prepare_writes_a_complete_data_set(prepared):
     assert result.exit_code == 0, result.output
     manifest = load_manifest(data)
     assert manifest["sample_type"] == "gold-on-carbon" and manifest["simulated"] is False
+    assert "focus" not in manifest  # no truth, no gap masks
     assert manifest["lr_pixel_size_nm"] == 14.2 and manifest["hr_pixel_size_nm"] == 7.1
     assert manifest["scale"] == 2 and manifest["patch_size"] == 64 and manifest["stride"] == 32
     pairs = manifest["pairs"]
@@ -236,6 +237,40 @@ def test_prepare_on_simulated_pairs_maps_the_truth(tmp_path, cli):
         ids = {p["id"] for p in mapped["particles"]}
         assert ids == set(range(len(ids)))
         assert all(g["a"] in ids and g["b"] in ids for g in mapped["gaps"] + mapped["touching"])
+
+
+@pytest.mark.slow
+def test_prepare_stores_gap_masks_for_simulated_pairs_and_train_weights_them(tmp_path, cli):
+    from zoo.data import patches as P
+    from zoo.data.focus import cut_focus, focus_map
+    from zoo.sim.dataset import simulate_dataset
+
+    simulate_dataset(tmp_path / "raw", "gold-on-carbon", pairs=2, seed=5, size=(320, 256))
+    result = cli("prepare", tmp_path / "raw", "--out", tmp_path / "data", "--patch", 32, "--val-fraction", 0)
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(tmp_path / "data")
+    assert 0.01 < manifest["focus"]["fraction"] < 0.5 and manifest["focus"]["max_gap_nm"] == 30.0
+    truth = json.loads((tmp_path / "data" / "registered" / "truth.json").read_text())
+    import tensorflow as tf
+
+    for record in manifest["pairs"]:
+        w, h = record["registered_size"]
+        expected = focus_map(truth["pairs"][record["name"]], (h, w), truth["hr_pixel_size_nm"])
+        examples = [tf.train.Example.FromString(r.numpy())
+                    for r in tf.data.TFRecordDataset(str(tmp_path / "data" / record["shard"]))]
+        positions = np.array([[e.features.feature[k].int64_list.value[0] for k in "xy"] for e in examples])
+        stored = np.stack([np.frombuffer(e.features.feature["focus"].bytes_list.value[0], np.uint8)
+                           for e in examples]).reshape(-1, 32, 32)
+        np.testing.assert_array_equal(stored, cut_focus(expected, positions, 32))
+        assert record["focus_fraction"] == pytest.approx(stored.mean(), abs=1e-5)
+    batch = next(iter(P.training_dataset(tmp_path / "data", batch_size=4, focus=True)))
+    assert len(batch) == 3 and float(tf.reduce_max(batch[2])) == 1.0
+
+    result = cli("train", tmp_path / "data", "--out", tmp_path / "run", "--preset", "tiny", "--steps", 4,
+                 "--set", "focus_weight=4")
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["training"]["focus_weight"] == 4.0
 
 
 def test_cli_defaults_are_the_library_defaults():

@@ -37,6 +37,24 @@ def test_generator_loss_terms_weights_and_shares(rng):
     assert shares[2] == pytest.approx(2.0 * adversarial / total, rel=1e-6)
 
 
+def test_weighted_l1_is_the_weighted_mean_and_uniform_weights_give_the_plain_one(rng):
+    hr = np.zeros((1, 2, 2, 1), np.float32)
+    sr = np.array([1, 2, 3, 4], np.float32).reshape(1, 2, 2, 1)
+    weights = np.array([1, 1, 1, 5], np.float32).reshape(1, 2, 2, 1)  # focus_weight 4 on one pixel
+    assert float(losses.l1_loss(sr, hr, weights)) == pytest.approx((1 + 2 + 3 + 20) / 8)
+    assert float(losses.l1_loss(sr, hr)) == pytest.approx(2.5)
+    hr = rng.standard_normal((2, 8, 8, 1)).astype(np.float32)
+    sr = hr + rng.standard_normal(hr.shape).astype(np.float32)
+    assert float(losses.l1_loss(sr, hr, np.full(hr.shape, 3, np.float32))) == pytest.approx(
+        float(losses.l1_loss(sr, hr)), rel=1e-6)
+    d = np.full((2, 1), 0.5, np.float32)
+    focus = np.zeros(hr.shape, np.float32)
+    focus[:, 2:4] = 1
+    terms = losses.generator_loss(sr, hr, d, alpha=0.1, beta=1.0, weights=1 + 4 * focus)
+    assert float(terms["l1"]) == pytest.approx(float(losses.l1_loss(sr, hr, 1 + 4 * focus)))
+    assert float(terms["l1"]) != pytest.approx(float(losses.l1_loss(sr, hr)))
+
+
 def test_discriminator_loss_is_least_squares():
     assert float(losses.discriminator_loss(np.zeros((3, 1)), np.ones((3, 1)))) == 0.0  # perfect D
     assert float(losses.discriminator_loss(np.ones((2, 1)), np.zeros((2, 1)))) == pytest.approx(2.0)

@@ -7,7 +7,8 @@ hydrogel patches), and training augments with random 90-degree rotations and fli
 
 Storage: one TFRecord shard per registered pair (``shards/NAME.tfrecord``), each record a
 ``tf.train.Example`` with the raw little-endian float32 bytes of ``lr`` and ``hr`` plus the
-patch's ``x``/``y`` on the registered grid and its ``correlation``. TFRecord because tf.data
+patch's ``x``/``y`` on the registered grid and its ``correlation`` (and, for a simulated set,
+``focus``: the uint8 gap/contact mask of :mod:`zoo.data.focus`, for the gap-weighted loss). TFRecord because tf.data
 streams it natively (interleave, shuffle buffer) at any data-set size, with no custom reader;
 one shard per pair makes the by-pair train/val split a choice of files, and the dataset hash
 a hash of files. ``manifest.json`` beside the shards says what they hold (:func:`load_manifest`).
@@ -58,7 +59,8 @@ class PatchSet:
 
     ``lr`` (n, p/2, p/2) native LR and ``hr`` (n, p, p) registered HR, both normalised;
     ``positions`` (n, 2) = (x, y) of each HR patch's top-left pixel on the registered grid
-    (the LR patch starts at (x/2, y/2) in the LR crop); ``correlations`` (n,).
+    (the LR patch starts at (x/2, y/2) in the LR crop); ``correlations`` (n,); ``focus``
+    (n, p, p) uint8 or None: where the truth has narrow gaps or contacts (:mod:`zoo.data.focus`).
     """
 
     lr: np.ndarray
@@ -67,6 +69,7 @@ class PatchSet:
     correlations: np.ndarray
     dropped_invalid: int
     dropped_correlation: int
+    focus: np.ndarray | None = None
 
     @property
     def kept(self) -> int:
@@ -171,8 +174,12 @@ def write_shard(path: str | os.PathLike, patches: PatchSet) -> str:
     import tensorflow as tf
 
     path = Path(path)
+    focus = patches.focus
+    if focus is not None and focus.shape != patches.hr.shape:
+        raise ValueError(f"focus patches {focus.shape} do not match the HR patches {patches.hr.shape}")
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for lr, hr, (x, y), c in zip(patches.lr, patches.hr, patches.positions, patches.correlations):
+        for i, (lr, hr, (x, y), c) in enumerate(zip(patches.lr, patches.hr, patches.positions,
+                                                    patches.correlations)):
             feature = {
                 "lr": tf.train.Feature(bytes_list=tf.train.BytesList(value=[lr.astype("<f4").tobytes()])),
                 "hr": tf.train.Feature(bytes_list=tf.train.BytesList(value=[hr.astype("<f4").tobytes()])),
@@ -180,6 +187,9 @@ def write_shard(path: str | os.PathLike, patches: PatchSet) -> str:
                 "y": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(y)])),
                 "correlation": tf.train.Feature(float_list=tf.train.FloatList(value=[float(c)])),
             }
+            if focus is not None:
+                feature["focus"] = tf.train.Feature(bytes_list=tf.train.BytesList(
+                    value=[focus[i].astype(np.uint8).tobytes()]))
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
     return file_sha256(path)
 
@@ -200,18 +210,23 @@ def dataset_hash(pairs: list[dict]) -> str:
     return digest.hexdigest()
 
 
-def _parser(patch_size: int):
+def _parser(patch_size: int, focus: bool = False):
     import tensorflow as tf
 
     half = patch_size // SCALE
     spec = {"lr": tf.io.FixedLenFeature([], tf.string), "hr": tf.io.FixedLenFeature([], tf.string)}
+    if focus:
+        spec["focus"] = tf.io.FixedLenFeature([], tf.string)
 
     def parse(record):
         ex = tf.io.parse_single_example(record, spec)
         lr = tf.reshape(tf.io.decode_raw(ex["lr"], tf.float32, little_endian=True), (half, half, 1))
         hr = tf.reshape(tf.io.decode_raw(ex["hr"], tf.float32, little_endian=True),
                         (patch_size, patch_size, 1))
-        return lr, hr
+        if not focus:
+            return lr, hr
+        mask = tf.reshape(tf.io.decode_raw(ex["focus"], tf.uint8), (patch_size, patch_size, 1))
+        return lr, hr, tf.cast(mask, tf.float32)
 
     return parse
 
@@ -259,16 +274,18 @@ def _augment(seed: int):
     import tensorflow as tf
 
     def augment(index, pair):
-        lr, hr = pair
         # Stateless ops keyed by (seed, element index): the same augmentation on every run,
-        # independent of thread scheduling; one draw shared by LR and HR keeps them aligned.
+        # independent of thread scheduling; one draw shared by LR, HR (and the focus mask)
+        # keeps them aligned.
         key = tf.stack([tf.cast(seed, tf.int64), index])
         k = tf.random.stateless_uniform([], key, minval=0, maxval=4, dtype=tf.int32)
         flip = tf.random.stateless_uniform([], key + [0, 1 << 40]) < 0.5
-        lr, hr = tf.image.rot90(lr, k), tf.image.rot90(hr, k)
-        lr = tf.cond(flip, lambda: tf.image.flip_left_right(lr), lambda: lr)
-        hr = tf.cond(flip, lambda: tf.image.flip_left_right(hr), lambda: hr)
-        return lr, hr
+
+        def one(image):
+            image = tf.image.rot90(image, k)
+            return tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
+
+        return tuple(one(image) for image in pair)
 
     return augment
 
@@ -282,12 +299,15 @@ def training_dataset(
     shuffle: bool = True,
     repeat: bool = True,
     seed: int = 0,
+    focus: bool = False,
 ):
     """A tf.data pipeline of ``(lr, hr)`` float32 batches: (B, p/2, p/2, 1), (B, p, p, 1).
 
     Reads the shards of ``split`` ("train" or "val"), shuffles, applies the same random
     90-degree rotation and flip to LR and HR (paper, Methods), batches and prefetches.
     Deterministic given ``seed``. With ``repeat`` the stream is endless and every batch full.
+    With ``focus`` the batches are ``(lr, hr, focus)``, focus the (B, p, p, 1) 0/1 gap/contact
+    mask that ``semzoo prepare`` stored for a simulated set (UserError when the set has none).
     """
     import tensorflow as tf
 
@@ -304,12 +324,15 @@ def training_dataset(
     for f in files:
         if not Path(f).is_file():
             raise UserError(f"{f}: shard listed in the manifest is missing")
+    if focus and not manifest.get("focus"):
+        raise UserError(f"{data_dir}: no gap/contact masks in this data set (focus_weight needs a set "
+                        "prepared from simulated pairs with their truth.json); re-run `semzoo prepare`")
     count = sum(int(p["patches_kept"]) for p in pairs)
     if repeat and batch_size > count:
         raise UserError(f"{data_dir}: batch size {batch_size} exceeds the {count} {split} patches")
     autotune = tf.data.AUTOTUNE
     ds = tf.data.TFRecordDataset(files)
-    ds = ds.map(_parser(int(manifest["patch_size"])), num_parallel_calls=autotune, deterministic=True)
+    ds = ds.map(_parser(int(manifest["patch_size"]), focus), num_parallel_calls=autotune, deterministic=True)
     ds = ds.cache()  # parse once; a data set of a few thousand patches fits in memory
     if shuffle:
         ds = ds.shuffle(min(count, 10_000), seed=seed, reshuffle_each_iteration=True)

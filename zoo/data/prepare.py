@@ -160,6 +160,35 @@ def _registered_truth(truth: dict, grids: dict[str, tuple], registered_pixel_siz
     return out
 
 
+def _focus_patches(truth: dict | None, name: str, reg: Registration, cut: P.PatchSet,
+                   patch_size: int) -> float | None:
+    """Give ``cut`` the gap/contact masks of pair ``name`` from the truth (:mod:`zoo.data.focus`);
+    return the share of its patch pixels marked, or None when the truth does not know the pair."""
+    if truth is None or name not in truth.get("pairs", {}):
+        return None
+    from zoo.data.focus import cut_focus, focus_map
+
+    grid = {name: (reg.crop_origin, reg.hr_registered.shape)}
+    pair = _registered_truth(truth, grid, reg.registered_pixel_size_nm)["pairs"][name]
+    mask = focus_map(pair, reg.hr_registered.shape, reg.registered_pixel_size_nm)
+    cut.focus = cut_focus(mask, cut.positions, patch_size)
+    return float(cut.focus.mean()) if cut.kept else 0.0
+
+
+def _focus_manifest(records: list[dict]) -> dict:
+    """The manifest's ``focus`` entry: present when every pair's shard holds the masks."""
+    if not records or any("focus_fraction" not in r for r in records):
+        return {}
+    from zoo.data import focus as F
+
+    kept = sum(r["patches_kept"] for r in records)
+    share = sum(r["focus_fraction"] * r["patches_kept"] for r in records) / max(kept, 1)
+    return {"focus": {"source": "truth.json", "max_gap_nm": F.DEFAULT_MAX_GAP_NM,
+                      "band_width_fraction": F.BAND_WIDTH_FRACTION, "fraction": round(share, 5),
+                      "meaning": "1 = the band between two adjacent particles whose gap is at most "
+                                 "max_gap_nm or that touch (zoo.data.focus)"}}
+
+
 def _read_pair(lr_path: Path, hr_path: Path, lr_override, hr_override):
     from zoo.data.sem_tiff import read_sem
 
@@ -254,6 +283,7 @@ def prepare_dataset(
             cut = P.cut_patches(reg.lr_crop, reg.hr_registered, reg.valid_mask, patch_size=patch_size,
                                 stride=stride, min_correlation=min_patch_correlation,
                                 lr_upsampled=reg.lr_upsampled)
+            focus = _focus_patches(truth, name, reg, cut, patch_size)
             shard = f"{P.SHARD_DIR}/{name}.tfrecord"
             records.append({
                 "name": name, "split": None,
@@ -262,6 +292,7 @@ def prepare_dataset(
                 **reg.summary(),
                 "patches_kept": cut.kept, "patches_dropped": cut.dropped,
                 "dropped_invalid": cut.dropped_invalid, "dropped_correlation": cut.dropped_correlation,
+                **({} if focus is None else {"focus_fraction": round(focus, 5)}),
                 "shard": shard, "shard_sha256": P.write_shard(tmp / shard, cut),
             })
             grids[name] = (reg.crop_origin, reg.hr_registered.shape)
@@ -277,7 +308,8 @@ def prepare_dataset(
             tmp, raw, records, failed, unmatched, sample=sample, simulated=truth is not None,
             lr_pixel_size_nm=reference_size, patch_size=patch_size, stride=stride,
             val_fraction=val_fraction, seed=seed,
-            extra={"min_correlation": min_correlation, "min_patch_correlation": min_patch_correlation},
+            extra={"min_correlation": min_correlation, "min_patch_correlation": min_patch_correlation,
+                   **_focus_manifest(records)},
             no_patch_hint=f"--min-patch-correlation {min_patch_correlation}")
     return PrepareResult(out_dir=out_dir, manifest=manifest, failed=failed, warnings=warnings)
 
@@ -313,7 +345,8 @@ def finish_manifest(tmp: Path, raw: Path, records: list[dict], failed: list[dict
         "val_fraction": val_fraction,
         "seed": seed,
         "shard_format": "TFRecord of tf.train.Example: lr, hr = raw little-endian float32 "
-                        "(p/2 x p/2, p x p), x, y (int64, registered grid), correlation (float)",
+                        "(p/2 x p/2, p x p), x, y (int64, registered grid), correlation (float); focus = "
+                        "uint8 p x p gap/contact mask when the manifest has 'focus'",
         "pairs": records,
         "failed": failed,
         "unmatched": [str(p) for p in unmatched],

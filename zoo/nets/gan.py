@@ -58,10 +58,14 @@ class SRGAN(keras.Model):
     label_noise : float
         Uniform noise added to the real/fake targets of Eq. 4 (the Keras guide's trick);
         0 disables it (the default, as the paper).
+    focus_weight : float
+        Batches of ``(lr, hr, focus)`` weight the L1 by ``1 + focus_weight * focus`` (the
+        gap/contact masks of :mod:`zoo.data.focus`); 0 (the default, the paper's loss) or
+        ``(lr, hr)`` batches keep the plain L1.
     """
 
     def __init__(self, generator, discriminator, *, alpha=0.08, beta=6.0, d_every=4,
-                 ema_decay=0.999, seed=0, label_noise=0.0, **kwargs):
+                 ema_decay=0.999, seed=0, label_noise=0.0, focus_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -71,6 +75,7 @@ class SRGAN(keras.Model):
         self.ema_decay = float(ema_decay)
         self.seed = int(seed)
         self.label_noise = float(label_noise)
+        self.focus_weight = float(focus_weight)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         # The EMA weights live in a twin of the generator, so validation and export use them
         # directly; it is never trained (Keras' own EMA only applies to self.optimizer).
@@ -148,6 +153,7 @@ class SRGAN(keras.Model):
             "ema_decay": self.ema_decay,
             "seed": self.seed,
             "label_noise": self.label_noise,
+            "focus_weight": self.focus_weight,
         }
 
     @classmethod
@@ -227,6 +233,9 @@ class SRGAN(keras.Model):
     def _train_step(self, data, *, update_discriminator: bool):
         lr, hr = data[0], data[1]
         hr = tf.cast(hr, tf.float32)
+        weights = None
+        if len(data) > 2 and self.focus_weight > 0:
+            weights = 1.0 + self.focus_weight * tf.cast(data[2], tf.float32)
         if update_discriminator:
             d_loss, d_real, _ = self._discriminator_step(lr, hr)
             self.trackers["d_loss"].update_state(d_loss)
@@ -235,7 +244,8 @@ class SRGAN(keras.Model):
         with tf.GradientTape() as tape:
             enhanced = tf.cast(self.generator(lr, training=True), tf.float32)
             d_fake = self.discriminator(enhanced, training=False)
-            terms = losses.generator_loss(enhanced, hr, d_fake, alpha=self.alpha, beta=self.beta)
+            terms = losses.generator_loss(enhanced, hr, d_fake, alpha=self.alpha, beta=self.beta,
+                                          weights=weights)
             scaled = self.g_optimizer.scale_loss(terms["total"])
         grads = tape.gradient(scaled, self.generator.trainable_variables)
         self.g_optimizer.apply(grads, self.generator.trainable_variables)

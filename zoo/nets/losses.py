@@ -36,9 +36,18 @@ def total_variation(images) -> tf.Tensor:
     return tf.reduce_mean(dy) + tf.reduce_mean(dx)
 
 
-def l1_loss(enhanced, target) -> tf.Tensor:
-    """Mean absolute error between the network output G(x) and the registered HR z (Eq. 1)."""
-    return tf.reduce_mean(tf.abs(_f32(enhanced) - _f32(target)))
+def l1_loss(enhanced, target, weights=None) -> tf.Tensor:
+    """Mean absolute error between the network output G(x) and the registered HR z (Eq. 1).
+
+    With ``weights`` (broadcastable to the images, >= 0) the weighted mean
+    sum(w |G(x) - z|) / sum(w): the gap-weighted L1 of :mod:`zoo.data.focus`, on the same scale
+    as the plain one (all weights equal gives the plain mean).
+    """
+    error = tf.abs(_f32(enhanced) - _f32(target))
+    if weights is None:
+        return tf.reduce_mean(error)
+    weights = tf.broadcast_to(_f32(weights), tf.shape(error))
+    return tf.reduce_sum(weights * error) / tf.maximum(tf.reduce_sum(weights), 1e-12)
 
 
 def adversarial_loss(d_of_enhanced) -> tf.Tensor:
@@ -46,7 +55,7 @@ def adversarial_loss(d_of_enhanced) -> tf.Tensor:
     return tf.reduce_mean(tf.square(1.0 - _f32(d_of_enhanced)))
 
 
-def generator_loss(enhanced, target, d_of_enhanced, *, alpha: float, beta: float) -> dict:
+def generator_loss(enhanced, target, d_of_enhanced, *, alpha: float, beta: float, weights=None) -> dict:
     """Generator loss, paper Eq. 1, with its terms.
 
     .. math:: L_G = L_1(G(x), z) + \\alpha \\, TV(G(x)) + \\beta \\, (1 - D(G(x)))^2
@@ -61,6 +70,8 @@ def generator_loss(enhanced, target, d_of_enhanced, *, alpha: float, beta: float
         The discriminator's output D(G(x)) in [0, 1].
     alpha, beta : float
         Weights of total variation (Eq. 3) and of the adversarial term.
+    weights : tensor (N, H, W, 1), optional
+        Per-pixel L1 weights (see :func:`l1_loss`); ``l1`` is then the weighted term.
 
     Returns
     -------
@@ -69,7 +80,7 @@ def generator_loss(enhanced, target, d_of_enhanced, *, alpha: float, beta: float
         term's share of the total (``share_l1``, ``share_tv``, ``share_adversarial``; the paper
         reports ~14%, ~2% and ~84%).
     """
-    l1 = l1_loss(enhanced, target)
+    l1 = l1_loss(enhanced, target, weights)
     tv = total_variation(enhanced)
     adv = adversarial_loss(d_of_enhanced)
     weighted_tv = alpha * tv

@@ -19,7 +19,8 @@ class TrainingData:
     """Where a run's patches come from (injectable: tests pass a synthetic one).
 
     ``train(batch_size, seed)`` returns an endless, seeded ``tf.data.Dataset`` of ``(lr, hr)``
-    batches; ``val(batch_size)`` a finite one (or None: no validation); ``manifest`` is the data
+    batches (``train(batch_size, seed, focus=True)``: ``(lr, hr, focus)``, for a run with
+    ``focus_weight`` > 0); ``val(batch_size)`` a finite one (or None: no validation); ``manifest`` is the data
     set's manifest (:func:`zoo.data.patches.load_manifest` schema).
     """
 
@@ -37,8 +38,9 @@ def patch_data(data_dir: str | os.PathLike) -> TrainingData:
     manifest = patches.load_manifest(data_dir)
     has_val = any(p.get("split") == "val" and p.get("patches_kept", 0) > 0 for p in manifest["pairs"])
 
-    def train_ds(batch_size: int, seed: int):
-        return patches.training_dataset(data_dir, split="train", batch_size=batch_size, seed=seed)
+    def train_ds(batch_size: int, seed: int, focus: bool = False):
+        return patches.training_dataset(data_dir, split="train", batch_size=batch_size, seed=seed,
+                                        focus=focus)
 
     def val_ds(batch_size: int):
         return patches.training_dataset(data_dir, split="val", batch_size=batch_size,

@@ -102,8 +102,8 @@ def start_from_weights(model, iterator, weights: list, discriminator_warmup: int
     model.ema_generator.set_weights(weights)
     step = tf.function(model.train_discriminator)
     for _ in range(int(discriminator_warmup)):
-        lr, hr = next(iterator)
-        step(lr, hr)
+        batch = next(iterator)  # (lr, hr) or (lr, hr, focus)
+        step(batch[0], batch[1])
 
 
 def _now() -> str:
@@ -266,7 +266,8 @@ def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, c
 
     keras.utils.set_random_seed(seed)
     model = build_srgan(config, seed=seed)
-    train_iterator = iter(data.train(config.batch_size, seed))
+    focus = {"focus": True} if config.focus_weight > 0 else {}  # (lr, hr, focus) batches
+    train_iterator = iter(data.train(config.batch_size, seed, **focus))
     val_dataset = data.val(config.batch_size) if data.val is not None else None
     if init_from is not None and not resume:
         start_from_weights(model, train_iterator, init_from.weights, init_from.discriminator_warmup)
