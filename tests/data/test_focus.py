@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from zoo.data import patches as P
-from zoo.data.focus import DEFAULT_MAX_GAP_NM, cut_focus, focus_map
+from zoo.data.focus import CONTACT, DEFAULT_MAX_GAP_NM, GAP, cut_focus, focus_map
 from zoo.errors import UserError
 
 PX = 7.1
@@ -22,7 +22,7 @@ def test_a_narrow_gap_is_marked_between_the_edges_not_over_the_particles():
     # Two 71 nm particles (5 px radius) 12 px apart: edges at x = 25 and 27, a 14.2 nm gap.
     pair = _pair([(20, 30, 35.5), (32, 30, 35.5)], gaps=[{"a": 0, "b": 1, "width_nm": 14.2}])
     mask = focus_map(pair, (60, 60), PX)
-    assert mask.dtype == np.uint8 and set(np.unique(mask)) == {0, 1}
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) == {0, GAP}
     assert mask[30, 25:28].all()  # the gap itself and its edges
     assert mask[30, 23] and mask[30, 29]  # the 2 px end margin into each particle
     assert not mask[30, 20] and not mask[30, 32]  # the particles' centres are not the gap
@@ -38,7 +38,14 @@ def test_wide_gaps_are_left_out_and_contacts_are_marked_at_the_crevice():
     # Overlapping 5 px and 3 px particles 7 px apart: edges cross between x = 24 and 25.
     contact = _pair([(20, 30, 35.5), (27, 30, 21.3)], touching=[{"a": 0, "b": 1, "kind": "neck"}])
     mask = focus_map(contact, (60, 60), PX)
-    assert mask[30, 24] and mask[30, 25] and not mask[30, 20] and not mask[30, 29]
+    assert mask[30, 24] == mask[30, 25] == CONTACT and not mask[30, 20] and not mask[30, 29]
+    assert set(np.unique(mask)) == {0, CONTACT}
+    # Where a gap's band and a contact's overlap, the contact wins.
+    both = _pair([(20, 30, 35.5), (27, 30, 21.3), (34, 30, 21.3)],
+                 gaps=[{"a": 1, "b": 2, "width_nm": 7.1}, {"a": 0, "b": 1, "width_nm": 0.0}],
+                 touching=[{"a": 0, "b": 1}])
+    mask = focus_map(both, (60, 60), PX)
+    assert mask[30, 24] == mask[30, 25] == CONTACT and mask[30, 30] == mask[30, 31] == GAP
     # Along a diagonal, too.
     diagonal = _pair([(20, 20, 35.5), (28, 28, 35.5)], touching=[{"a": 0, "b": 1}])
     mask = focus_map(diagonal, (60, 60), PX)
@@ -66,7 +73,7 @@ def _focus_set(tmp_path, rng, with_focus=True, n=6, patch=32):
     lr = rng.standard_normal((n, patch // 2, patch // 2)).astype(np.float32)
     hr = rng.standard_normal((n, patch, patch)).astype(np.float32)
     hr[:, 0, :5] += 10  # asymmetric, so every rotation/flip is distinguishable
-    focus = (hr > 1.0).astype(np.uint8) if with_focus else None
+    focus = ((hr > 1.0).astype(np.uint8) + (hr > 2.0)) if with_focus else None  # 0, GAP, CONTACT
     cut = P.PatchSet(lr, hr, np.zeros((n, 2), np.int64), np.ones(n, np.float32), 0, 0, focus=focus)
     record = {"name": "a", "split": "train", "patches_kept": n, "patches_dropped": 0,
               "shard": f"{P.SHARD_DIR}/a.tfrecord", "shard_sha256": P.write_shard(tmp_path / "shards/a.tfrecord", cut)}
@@ -87,7 +94,7 @@ def test_focus_masks_travel_with_their_patches_through_the_augmentation(tmp_path
     for lr, hr, focus in P.training_dataset(data, batch_size=6, seed=3, focus=True).take(4):
         hr, focus = hr.numpy(), focus.numpy()
         assert focus.dtype == np.float32 and focus.shape == hr.shape
-        np.testing.assert_array_equal(focus, (hr > 1.0).astype(np.float32))
+        np.testing.assert_array_equal(focus, (hr > 1.0).astype(np.float32) + (hr > 2.0))
         rotated += int((hr[:, 0, :5, 0] < 5).any(axis=1).sum())  # the mark moved off row 0
     assert rotated > 0
 

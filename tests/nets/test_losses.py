@@ -55,6 +55,12 @@ def test_weighted_l1_is_the_weighted_mean_and_uniform_weights_give_the_plain_one
     assert float(terms["l1"]) != pytest.approx(float(losses.l1_loss(sr, hr)))
 
 
+def test_focus_weights_weight_gap_and_contact_bands_apart():
+    mask = np.array([0, 1, 2, 1], np.float32).reshape(1, 2, 2, 1)  # background, gap, contact, gap
+    np.testing.assert_allclose(np.ravel(losses.focus_weights(mask, 8.0, 2.0)), [1, 9, 3, 9])
+    np.testing.assert_allclose(np.ravel(losses.focus_weights(mask, 0.0, 0.0)), [1, 1, 1, 1])
+
+
 def test_discriminator_loss_is_least_squares():
     assert float(losses.discriminator_loss(np.zeros((3, 1)), np.ones((3, 1)))) == 0.0  # perfect D
     assert float(losses.discriminator_loss(np.ones((2, 1)), np.zeros((2, 1)))) == pytest.approx(2.0)

@@ -190,15 +190,15 @@ def test_refuses_a_sample_type_that_contradicts_the_data(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_focus_weight_needs_a_data_set_with_gap_masks(tmp_path):
+def test_gap_and_contact_weights_need_a_data_set_with_gap_masks(tmp_path):
     from tests.nets.toy_data import write_toy_data_dir
 
     data = write_toy_data_dir(tmp_path / "data")
     with pytest.raises(UserError, match="no gap/contact masks in this data set"):
-        T.train(data, tmp_path / "run", sample_type=SAMPLE, preset="tiny", overrides={"focus_weight": 4.0})
+        T.train(data, tmp_path / "run", sample_type=SAMPLE, preset="tiny", overrides={"contact_weight": 4.0})
     assert not (tmp_path / "run").exists()
-    with pytest.raises(UserError, match="focus_weight must be >= 0"):
-        T.train(data, tmp_path / "run", sample_type=SAMPLE, preset="tiny", overrides={"focus_weight": -1.0})
+    with pytest.raises(UserError, match="gap_weight must be >= 0"):
+        T.train(data, tmp_path / "run", sample_type=SAMPLE, preset="tiny", overrides={"gap_weight": -1.0})
 
 
 def test_load_run_refuses_what_is_not_a_run(tmp_path):

@@ -6,11 +6,12 @@ image shows must come out dark and a contact it shows closed must stay bright. A
 128x128 patch weights those few hundred pixels like the carbon background around them. With the
 simulator's truth (particle centres and radii on the registered grid, the gaps between adjacent
 particles and the touching pairs, :mod:`zoo.data.prepare` maps them) :func:`focus_map` marks,
-for every gap up to ``max_gap_nm`` and every contact, the band along the line of centres from
-one particle's edge to the other's, as wide as a fraction of the smaller particle. Training with
-``focus_weight`` > 0 (:mod:`zoo.nets.losses`) weights the L1 there by ``1 + focus_weight``: a
-missed gap and an invented one cost the same, so the weight does not buy detection with made-up
-structure.
+for every gap up to ``max_gap_nm`` (:data:`GAP`) and every contact (:data:`CONTACT`), the band
+along the line of centres from one particle's edge to the other's, as wide as a fraction of the
+smaller particle. Training with ``gap_weight`` / ``contact_weight`` > 0
+(:func:`zoo.nets.losses.focus_weights`) weights the L1 there by ``1 + weight``: equal weights
+make a missed gap and an invented one cost the same; a larger gap weight trades invented gaps
+for found ones.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import math
 
 import numpy as np
 
+#: Mask values: the band of a narrow gap, of a contact (a contact wins where bands overlap).
+GAP, CONTACT = 1, 2
 #: Gaps wider than this are left out of the mask: any reconstruction shows them.
 DEFAULT_MAX_GAP_NM = 30.0
 #: The band's width as a share of the smaller particle's diameter (the chord where the edges are
@@ -31,7 +34,7 @@ END_MARGIN_PX = 2.0
 _SHIFT = 4  # cv2 fixed-point bits: sub-pixel band ends
 
 
-def _band(mask: np.ndarray, p: np.ndarray, q: np.ndarray, width_px: float) -> None:
+def _band(mask: np.ndarray, p: np.ndarray, q: np.ndarray, width_px: float, value: int) -> None:
     """Fill the rectangle from ``p`` to ``q`` (x, y), ``width_px`` across, with flat ends."""
     import cv2
 
@@ -39,13 +42,13 @@ def _band(mask: np.ndarray, p: np.ndarray, q: np.ndarray, width_px: float) -> No
     normal = np.array([-along[1], along[0]]) / max(float(np.hypot(*along)), 1e-9)
     half = 0.5 * max(float(MIN_BAND_PX), width_px) * normal
     corners = np.array([p + half, q + half, q - half, p - half])
-    cv2.fillConvexPoly(mask, np.round(corners * (1 << _SHIFT)).astype(np.int32), 1, lineType=cv2.LINE_8,
+    cv2.fillConvexPoly(mask, np.round(corners * (1 << _SHIFT)).astype(np.int32), value, lineType=cv2.LINE_8,
                        shift=_SHIFT)
 
 
 def focus_map(pair: dict, shape: tuple[int, int], pixel_size_nm: float, *,
               max_gap_nm: float = DEFAULT_MAX_GAP_NM) -> np.ndarray:
-    """uint8 mask (1 = focus) on the grid of ``pair``'s ``x_hr``/``y_hr`` coordinates.
+    """uint8 mask (0, :data:`GAP`, :data:`CONTACT`) on the grid of ``pair``'s ``x_hr``/``y_hr`` coordinates.
 
     ``pair`` is one pair of a truth.json (``particles`` with ``x_hr``, ``y_hr``, ``radius_nm``;
     ``gaps`` with ``a``, ``b``, ``width_nm``; ``touching`` with ``a``, ``b``), ``shape`` the
@@ -56,9 +59,9 @@ def focus_map(pair: dict, shape: tuple[int, int], pixel_size_nm: float, *,
         raise ValueError(f"pixel size must be positive, got {pixel_size_nm}")
     mask = np.zeros(shape, np.uint8)
     particles = {int(p["id"]): p for p in pair.get("particles", [])}
-    links = [g for g in pair.get("gaps", []) if float(g.get("width_nm", math.inf)) <= max_gap_nm]
-    links += list(pair.get("touching", []))
-    for link in links:
+    links = [(g, GAP) for g in pair.get("gaps", []) if float(g.get("width_nm", math.inf)) <= max_gap_nm]
+    links += [(t, CONTACT) for t in pair.get("touching", [])]
+    for link, value in links:
         a, b = particles.get(int(link["a"])), particles.get(int(link["b"]))
         if a is None or b is None:
             continue
@@ -73,7 +76,7 @@ def focus_map(pair: dict, shape: tuple[int, int], pixel_size_nm: float, *,
         # and the band is centred where they meet (the crevice of a contact).
         lo, hi = sorted((ra, d - rb))
         _band(mask, ca + u * (lo - END_MARGIN_PX), ca + u * (hi + END_MARGIN_PX),
-              BAND_WIDTH_FRACTION * 2 * min(ra, rb))
+              BAND_WIDTH_FRACTION * 2 * min(ra, rb), value)
     return mask
 
 

@@ -325,7 +325,7 @@ def training_dataset(
         if not Path(f).is_file():
             raise UserError(f"{f}: shard listed in the manifest is missing")
     if focus and not manifest.get("focus"):
-        raise UserError(f"{data_dir}: no gap/contact masks in this data set (focus_weight needs a set "
+        raise UserError(f"{data_dir}: no gap/contact masks in this data set (gap_weight and contact_weight need a set "
                         "prepared from simulated pairs with their truth.json); re-run `semzoo prepare`")
     count = sum(int(p["patches_kept"]) for p in pairs)
     if repeat and batch_size > count:

@@ -163,7 +163,7 @@ def _registered_truth(truth: dict, grids: dict[str, tuple], registered_pixel_siz
 def _focus_patches(truth: dict | None, name: str, reg: Registration, cut: P.PatchSet,
                    patch_size: int) -> float | None:
     """Give ``cut`` the gap/contact masks of pair ``name`` from the truth (:mod:`zoo.data.focus`);
-    return the share of its patch pixels marked, or None when the truth does not know the pair."""
+    return the share of its patch pixels marked (either band), or None when the truth does not know the pair."""
     if truth is None or name not in truth.get("pairs", {}):
         return None
     from zoo.data.focus import cut_focus, focus_map
@@ -172,7 +172,7 @@ def _focus_patches(truth: dict | None, name: str, reg: Registration, cut: P.Patc
     pair = _registered_truth(truth, grid, reg.registered_pixel_size_nm)["pairs"][name]
     mask = focus_map(pair, reg.hr_registered.shape, reg.registered_pixel_size_nm)
     cut.focus = cut_focus(mask, cut.positions, patch_size)
-    return float(cut.focus.mean()) if cut.kept else 0.0
+    return float((cut.focus > 0).mean()) if cut.kept else 0.0
 
 
 def _focus_manifest(records: list[dict]) -> dict:
@@ -185,8 +185,9 @@ def _focus_manifest(records: list[dict]) -> dict:
     share = sum(r["focus_fraction"] * r["patches_kept"] for r in records) / max(kept, 1)
     return {"focus": {"source": "truth.json", "max_gap_nm": F.DEFAULT_MAX_GAP_NM,
                       "band_width_fraction": F.BAND_WIDTH_FRACTION, "fraction": round(share, 5),
-                      "meaning": "1 = the band between two adjacent particles whose gap is at most "
-                                 "max_gap_nm or that touch (zoo.data.focus)"}}
+                      "meaning": f"{F.GAP} = the band between two adjacent particles whose gap is at "
+                                 f"most max_gap_nm, {F.CONTACT} = the band across a contact, 0 = "
+                                 "elsewhere (zoo.data.focus); fraction = share of patch pixels in a band"}}
 
 
 def _read_pair(lr_path: Path, hr_path: Path, lr_override, hr_override):

@@ -58,14 +58,16 @@ class SRGAN(keras.Model):
     label_noise : float
         Uniform noise added to the real/fake targets of Eq. 4 (the Keras guide's trick);
         0 disables it (the default, as the paper).
-    focus_weight : float
-        Batches of ``(lr, hr, focus)`` weight the L1 by ``1 + focus_weight * focus`` (the
-        gap/contact masks of :mod:`zoo.data.focus`); 0 (the default, the paper's loss) or
-        ``(lr, hr)`` batches keep the plain L1.
+    gap_weight, contact_weight : float
+        Batches of ``(lr, hr, focus)`` weight the L1 by ``1 + gap_weight`` where the mask of
+        :mod:`zoo.data.focus` marks a narrow gap (``GAP``) and ``1 + contact_weight`` where it
+        marks a contact (``CONTACT``); 0 (the default, the paper's loss) or ``(lr, hr)``
+        batches keep the plain L1.
     """
 
     def __init__(self, generator, discriminator, *, alpha=0.08, beta=6.0, d_every=4,
-                 ema_decay=0.999, seed=0, label_noise=0.0, focus_weight=0.0, **kwargs):
+                 ema_decay=0.999, seed=0, label_noise=0.0, gap_weight=0.0,
+                 contact_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -75,7 +77,8 @@ class SRGAN(keras.Model):
         self.ema_decay = float(ema_decay)
         self.seed = int(seed)
         self.label_noise = float(label_noise)
-        self.focus_weight = float(focus_weight)
+        self.gap_weight = float(gap_weight)
+        self.contact_weight = float(contact_weight)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         # The EMA weights live in a twin of the generator, so validation and export use them
         # directly; it is never trained (Keras' own EMA only applies to self.optimizer).
@@ -153,7 +156,8 @@ class SRGAN(keras.Model):
             "ema_decay": self.ema_decay,
             "seed": self.seed,
             "label_noise": self.label_noise,
-            "focus_weight": self.focus_weight,
+            "gap_weight": self.gap_weight,
+            "contact_weight": self.contact_weight,
         }
 
     @classmethod
@@ -234,8 +238,8 @@ class SRGAN(keras.Model):
         lr, hr = data[0], data[1]
         hr = tf.cast(hr, tf.float32)
         weights = None
-        if len(data) > 2 and self.focus_weight > 0:
-            weights = 1.0 + self.focus_weight * tf.cast(data[2], tf.float32)
+        if len(data) > 2 and (self.gap_weight > 0 or self.contact_weight > 0):
+            weights = losses.focus_weights(data[2], self.gap_weight, self.contact_weight)
         if update_discriminator:
             d_loss, d_real, _ = self._discriminator_step(lr, hr)
             self.trackers["d_loss"].update_state(d_loss)

@@ -36,6 +36,14 @@ def total_variation(images) -> tf.Tensor:
     return tf.reduce_mean(dy) + tf.reduce_mean(dx)
 
 
+def focus_weights(focus, gap_weight: float, contact_weight: float) -> tf.Tensor:
+    """Per-pixel L1 weights from a :mod:`zoo.data.focus` mask: 1 + ``gap_weight`` on the gap
+    bands (value 1), 1 + ``contact_weight`` on the contact bands (value 2), 1 elsewhere."""
+    focus = _f32(focus)
+    return (1.0 + gap_weight * tf.cast(tf.equal(focus, 1.0), tf.float32)
+            + contact_weight * tf.cast(tf.equal(focus, 2.0), tf.float32))
+
+
 def l1_loss(enhanced, target, weights=None) -> tf.Tensor:
     """Mean absolute error between the network output G(x) and the registered HR z (Eq. 1).
 

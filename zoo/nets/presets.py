@@ -36,9 +36,9 @@ class TrainingConfig:
     over the first steps (the usual remedy for a fresh Adam, whose first updates move every
     weight by about the full rate whatever the gradient). ``d_head`` "global" is the paper's
     discriminator head (pooling, dense); "patch" scores every cell of the last feature map (see
-    :mod:`zoo.nets.discriminator`). ``focus_weight`` > 0 weights the L1 by 1 + focus_weight
-    on the gap and contact bands of a simulated set's truth (:mod:`zoo.data.focus`; the data set
-    must hold them); 0 is the paper's plain L1.
+    :mod:`zoo.nets.discriminator`). ``gap_weight`` and ``contact_weight`` > 0 weight the L1 by
+    1 + weight on the gap bands and the contact bands of a simulated set's truth
+    (:mod:`zoo.data.focus`; the data set must hold them); both 0 is the paper's plain L1.
     """
 
     name: str
@@ -67,7 +67,8 @@ class TrainingConfig:
     lr_final_fraction: float = 0.1
     lr_warmup_steps: int = 0
     d_head: str = "global"  # the paper's pooled head, or "patch" (one score per cell)
-    focus_weight: float = 0.0  # > 0: L1 weighted 1 + focus_weight on gap/contact bands
+    gap_weight: float = 0.0  # > 0: L1 weighted 1 + gap_weight on the bands of narrow gaps
+    contact_weight: float = 0.0  # > 0: L1 weighted 1 + contact_weight on the bands of contacts
 
     def __post_init__(self):
         problems = []
@@ -87,8 +88,9 @@ class TrainingConfig:
             problems.append(f"lr_warmup_steps must be >= 0, got {self.lr_warmup_steps}")
         if self.d_head not in D_HEADS:
             problems.append(f"d_head must be one of {', '.join(D_HEADS)}, got {self.d_head!r}")
-        if not self.focus_weight >= 0.0:
-            problems.append(f"focus_weight must be >= 0, got {self.focus_weight}")
+        for key in ("gap_weight", "contact_weight"):
+            if not getattr(self, key) >= 0.0:
+                problems.append(f"{key} must be >= 0, got {getattr(self, key)}")
         if not 0.0 < self.lr_final_fraction <= 1.0:
             problems.append(f"lr_final_fraction must be in (0, 1], got {self.lr_final_fraction}")
         if self.patch_size % 16:

@@ -20,7 +20,7 @@ class TrainingData:
 
     ``train(batch_size, seed)`` returns an endless, seeded ``tf.data.Dataset`` of ``(lr, hr)``
     batches (``train(batch_size, seed, focus=True)``: ``(lr, hr, focus)``, for a run with
-    ``focus_weight`` > 0); ``val(batch_size)`` a finite one (or None: no validation); ``manifest`` is the data
+    ``gap_weight`` or ``contact_weight`` > 0); ``val(batch_size)`` a finite one (or None: no validation); ``manifest`` is the data
     set's manifest (:func:`zoo.data.patches.load_manifest` schema).
     """
 

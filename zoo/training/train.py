@@ -266,7 +266,8 @@ def _run(data, config, run_dir, resume, seed, sample_type, manifest, progress, c
 
     keras.utils.set_random_seed(seed)
     model = build_srgan(config, seed=seed)
-    focus = {"focus": True} if config.focus_weight > 0 else {}  # (lr, hr, focus) batches
+    weighted = config.gap_weight > 0 or config.contact_weight > 0
+    focus = {"focus": True} if weighted else {}  # (lr, hr, focus) batches
     train_iterator = iter(data.train(config.batch_size, seed, **focus))
     val_dataset = data.val(config.batch_size) if data.val is not None else None
     if init_from is not None and not resume:
