@@ -191,3 +191,33 @@ def test_undetected_gaps_by_input_sampling_split_the_tables_counts(triple, tmp_p
     # Truth without LR coordinates (the fixture's) gives no such table.
     plain = evaluate(lr, output, target, pixel_size_nm=PIXEL_NM, truth=truth, name="c")
     assert plain.gap_input_sampled is None and undetected_by_input_sampling([a, plain]) is None
+
+
+def test_invented_gaps_by_kind_of_contact_split_the_tables_counts(triple, tmp_path):
+    from zoo.evaluation.tables import invented_by_contact, pooled_gap_stats
+
+    lr, output, target, truth = triple
+    kinds = ("neck", "facet")
+    touching = [dict(t, kind=kinds[i % 2]) for i, t in enumerate(truth["touching"])]
+    assert len(touching) >= 2
+    # An output that shows every contact apart: the particles drawn 30% smaller.
+    apart = render([dict(p, radius_nm=0.7 * p["radius_nm"]) for p in truth["particles"]], target.shape,
+                   sigma_px=0.7)
+    a = evaluate(lr, output, target, pixel_size_nm=PIXEL_NM, truth=dict(truth, touching=touching), name="a")
+    b = evaluate(lr, apart, target, pixel_size_nm=PIXEL_NM, truth=dict(truth, touching=touching), name="b")
+    table = invented_by_contact([a, b])
+    assert set(table) == {"kind", "size", "overlap"} and set(table["kind"]) == set(kinds)
+    for row in ("input", "output", "target"):
+        pooled = pooled_gap_stats([a, b], row)
+        for group in table.values():
+            cells = [bins[row] for bins in group.values() if row in bins]
+            assert sum(c["n_touching"] for c in cells) == pooled.n_touching
+            assert sum(c["n_invented"] for c in cells) == pooled.n_invented
+    assert pooled_gap_stats([b], "output").n_invented > 0  # the shrunk particles show gaps
+    out = write_report([a, b], tmp_path / "rep")
+    assert json.loads((out / "results.json").read_text())["invented_by_contact"] == table
+    text = (out / "report.md").read_text()
+    assert "## Invented gaps by kind of contact" in text and "kind: neck" in text
+    # Without truth there are no contact kinds: no such table.
+    found = evaluate(lr, output, target, pixel_size_nm=PIXEL_NM, name="c")
+    assert invented_by_contact([found]) is None

@@ -43,7 +43,9 @@ from zoo.evaluation.tables import (
     aggregate_table,
     format_value,
     gap_row,
+    invented_by_contact,
     json_table,
+    markdown_invented_by_contact,
     markdown_table,
     markdown_undetected_by_input_sampling,
     markdown_undetected_by_width,
@@ -425,6 +427,12 @@ def _markdown(results: Sequence[EvaluationResult], title: str) -> str:
          "often as Lanczos. The other gaps fall between the input's samples; an output shows "
          "them only by inferring them from the particles' shapes. Denominators as in the table "
          "above."),
+        ("Invented gaps by kind of contact", invented_by_contact(results), markdown_invented_by_contact,
+         "Touching pairs (truth.json) that an image shows apart, split by the contact's kind "
+         "(aggregate: spheres touching inside an aggregate; sphere, neck, facet: the isolated "
+         "contact pairs of the hard-contacts and paper-calibrated sets), the smaller particle's "
+         "diameter and the overlap depth as a share of the smaller radius. Denominators: the "
+         "touching pairs the target shows touching (the target row: all of them)."),
     ]
     for title, table, as_markdown, text in split_tables:
         if table is not None:

@@ -132,6 +132,7 @@ def results_json(results: Sequence[EvaluationResult]) -> dict:
         "gaps": {row: pooled_gap_stats(results, row).to_dict() for row in aggregate_table(results)},
         "undetected_by_width": undetected_by_width(results),
         "undetected_by_input_sampling": undetected_by_input_sampling(results),
+        "invented_by_contact": invented_by_contact(results),
         "per_pair": [res.to_dict() for res in results],
     }
 
@@ -177,6 +178,39 @@ def undetected_by_width(results: Sequence[EvaluationResult]) -> dict | None:
     classes = [[(w >= lo) & (w < hi) for w in widths] for lo, hi in zip(edges[:-1], edges[1:])]
     return {"edges_nm": [round(e, 3) if math.isfinite(e) else None for e in edges],
             "rows": _undetected_in_classes(results, classes)}
+
+
+def invented_by_contact(results: Sequence[EvaluationResult]) -> dict | None:
+    """Invented gaps split by kind of contact, smaller diameter and overlap
+    (:func:`zoo.evaluation.invented.invented_by_kind`), pooled over the pairs; None unless every
+    pair has truth and some have touching pairs.
+
+    Returns ``{group: {bin: {row: {"n_touching", "n_invented", "percent"}}}}`` for the groups
+    ``kind``, ``size`` and ``overlap``; a row's denominator is the touching pairs the target
+    shows touching (the target's own row: all of them), as in :class:`GapStats`.
+    """
+    from zoo.evaluation.invented import invented_by_kind
+
+    if not results or any(r.gap_source != "truth" for r in results) or not any(r.gaps.touching for r in results):
+        return None
+    rows = [r for r in ROW_ORDER if all(r in res.gaps.touching_widths_nm for res in results)]
+    table = invented_by_kind([r.gaps for r in results], rows)
+    return {group: {label: {row: {"n_touching": m, "n_invented": n, "percent": round(100 * n / m, 2) if m else None}
+                            for row, (n, m) in cells.items()}
+                    for label, cells in bins.items()}
+            for group, bins in table.items()}
+
+
+def markdown_invented_by_contact(table: Mapping) -> str:
+    """:func:`invented_by_contact` as one markdown table: a column per bin, a line per row."""
+    from zoo.evaluation.invented import markdown_invented
+
+    rows = list(dict.fromkeys(row for bins in table.values() for cells in bins.values() for row in cells))
+    counts = {group: {label: {row: (c["n_invented"], c["n_touching"]) for row, c in cells.items()}
+                      for label, cells in bins.items()}
+              for group, bins in table.items()}
+    rows = [r for r in ROW_ORDER if r in rows]
+    return markdown_invented(counts, rows, {r: ROW_LABELS.get(r, r) for r in rows})
 
 
 INPUT_SAMPLING_CLASSES = ("an input sample in the gap", "no input sample in the gap")
