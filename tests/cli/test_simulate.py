@@ -44,6 +44,11 @@ def test_simulate_hydrogel_options(cli, tmp_path):
         (["--sample", "copper"], "unknown sample type"),
         (["--probe-fwhm", "-2"], "probe FWHM"),
         (["--seed", "-3"], "seed"),
+        (["--set", "median_diameter_nm=40"], "give --preset too"),
+        (["--preset", "paper-calibrated", "--set", "colour=red"], "unknown specimen setting 'colour'"),
+        (["--preset", "paper-calibrated", "--set", "median_diameter_nm=big"], "bad value 'big' for median_diameter_nm"),
+        (["--preset", "paper-calibrated", "--set", "narrow_gap_nm=3"], "expected LO,HI"),
+        (["--preset", "paper-calibrated", "--set", "median_diameter_nm"], "use KEY=VALUE"),
     ],
 )
 def test_simulate_refuses_bad_input_with_one_line_and_no_output(cli, tmp_path, args, message):
@@ -74,3 +79,19 @@ def test_simulate_help_has_one_line_summary(cli):
     assert "Simulate co-registered low/high-magnification SEM image pairs" in result.output
     for option in ("--sample", "--pairs", "--seed", "--size", "--overwrite", "--probe-fwhm", "--dose"):
         assert option in result.output
+
+
+def test_simulate_set_changes_the_presets_specimen_and_records_it(cli, tmp_path):
+    common = ["--preset", "paper-calibrated", "--size", "256x256", "--seed", "3"]
+    assert cli("simulate", tmp_path / "plain", *common).exit_code == 0
+    result = cli("simulate", tmp_path / "small", *common, "--set", "median_diameter_nm=30",
+                 "--set", "narrow_gap_nm=3,12")
+    assert result.exit_code == 0, result.output
+    truth = json.loads((tmp_path / "small" / "truth.json").read_text())
+    assert truth["specimen_overrides"] == {"median_diameter_nm": 30.0, "narrow_gap_nm": [3.0, 12.0]}
+
+    def median_radius(folder):
+        pair = json.loads((tmp_path / folder / "truth.json").read_text())["pairs"]["pair-000"]
+        return sorted(p["radius_nm"] for p in pair["particles"])[len(pair["particles"]) // 2]
+
+    assert median_radius("small") < 0.6 * median_radius("plain")  # 30 nm against the preset's 90 nm

@@ -36,13 +36,20 @@ def simulate(
                      "chosen gaps, Lanczos missing ~14%, contact pairs of every kind) or hard-contacts (today's "
                      "set plus those contact pairs). Default: today's set."),
     ] = None,
+    settings: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", metavar="KEY=VALUE", help="Change a field of the preset's specimen (repeatable), "
+                     "e.g. --set median_diameter_nm=40 or --set narrow_gap_nm=3,15; recorded in truth.json."),
+    ] = None,
     overwrite: OverwriteOption = False,
 ) -> None:
     """Simulate co-registered low/high-magnification SEM image pairs with known ground truth."""
     from zoo.sim.dataset import check_dataset_args, simulate_dataset
+    from zoo.sim.presets import parse_specimen_settings
     from zoo.sim.samples import parse_size
 
     width, height = parse_size(size)
+    overrides = parse_specimen_settings(sample, preset, settings)
     args = dict(
         pairs=pairs,
         seed=seed,
@@ -54,7 +61,7 @@ def simulate(
     )
     check_dataset_args(out, sample, **args)  # refuse bad input before the progress bar appears
     with progress_bar(f"simulating {sample}", total=pairs) as update:
-        summary = simulate_dataset(out, sample, progress=update, **args)
+        summary = simulate_dataset(out, sample, progress=update, specimen_overrides=overrides or None, **args)
     per_pair = summary["seconds"] / summary["pairs"]
     extra = f", {summary['gaps_in_hr_fields']} narrow gaps" if summary["gaps_in_hr_fields"] else ""
     typer.echo(

@@ -21,7 +21,7 @@ invented gaps by kind on the hard set's gap statistics.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 from zoo.errors import UserError
 from zoo.sim.gold_on_carbon import GoldOnCarbonParams
@@ -40,6 +40,41 @@ PRESETS: dict[str, dict[str, GoldOnCarbonParams]] = {
     "paper-calibrated": {"gold-on-carbon": PAPER_CALIBRATED},
     "hard-contacts": {"gold-on-carbon": GoldOnCarbonParams(contacts=ContactParams(), gap_sample_fraction=1.0)},
 }
+
+
+def parse_specimen_settings(sample: str, preset: str | None, settings) -> dict:
+    """``["median_diameter_nm=40", "narrow_gap_nm=3,15"]`` -> typed changes to ``preset``'s
+    specimen of ``sample`` (``semzoo simulate --set``): numbers for the numeric fields, a
+    comma-separated pair for the ranges. UserError names the first bad setting."""
+    if not settings:
+        return {}
+    if preset is None:
+        raise UserError("--set changes a preset's specimen; give --preset too")
+    from zoo.sim.samples import sample_spec
+
+    specimen = apply_preset(sample_spec(sample), preset).specimen
+    kinds = {f.name: str(f.type) for f in fields(specimen)}
+    settable = [n for n, k in kinds.items() if k in ("float", "int") or k.startswith("tuple[float")]
+    changes = {}
+    for item in settings:
+        key, sep, text = str(item).partition("=")
+        key, text = key.strip(), text.strip()
+        if not sep or not key:
+            raise UserError(f"bad setting {item!r}: use KEY=VALUE, e.g. median_diameter_nm=40")
+        if key not in settable:
+            raise UserError(f"unknown specimen setting {key!r} for {sample}; settable: {', '.join(settable)}")
+        try:
+            if kinds[key].startswith("tuple"):
+                value = tuple(float(v) for v in text.split(","))
+                if len(value) != len(getattr(specimen, key)):
+                    raise ValueError
+            else:
+                value = int(text) if kinds[key] == "int" else float(text)
+        except ValueError:
+            expected = "LO,HI" if kinds[key].startswith("tuple") else kinds[key]
+            raise UserError(f"bad value {text!r} for {key} (expected {expected})") from None
+        changes[key] = value
+    return changes
 
 
 def apply_preset(spec, preset: str | None, **overrides):
