@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from zoo.errors import UserError
+from zoo.settings import split_setting
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -143,10 +144,7 @@ class TrainingConfig:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         changes = {}
         for item in settings:
-            key, sep, text = str(item).partition("=")
-            key, text = key.strip(), text.strip()
-            if not sep or not key:
-                raise UserError(f"bad setting {item!r}: use KEY=VALUE, e.g. beta=1.0")
+            key, text = split_setting(item, "beta=1.0")
             if key not in fields or key == "name":
                 raise UserError(f"unknown training setting {key!r}; settable: "
                                 + ", ".join(n for n in fields if n != "name"))

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import fields, replace
 
 from zoo.errors import UserError
+from zoo.settings import split_setting
 from zoo.sim.gold_on_carbon import GoldOnCarbonParams
 from zoo.sim.touching import ContactParams
 
@@ -57,10 +58,7 @@ def parse_specimen_settings(sample: str, preset: str | None, settings) -> dict:
     settable = [n for n, k in kinds.items() if k in ("float", "int") or k.startswith("tuple[float")]
     changes = {}
     for item in settings:
-        key, sep, text = str(item).partition("=")
-        key, text = key.strip(), text.strip()
-        if not sep or not key:
-            raise UserError(f"bad setting {item!r}: use KEY=VALUE, e.g. median_diameter_nm=40")
+        key, text = split_setting(item, "median_diameter_nm=40")
         if key not in settable:
             raise UserError(f"unknown specimen setting {key!r} for {sample}; settable: {', '.join(settable)}")
         try:
