@@ -90,6 +90,9 @@ def test_finetune_publishes_a_version_with_its_lineage(served_finetune, calib2):
     for fold in result.folds:
         assert 1 <= fold.best_step <= fold.steps_run <= 8
         assert fold.best_val_l1 < fold.parent_val_l1  # early stopping kept an improvement
+        assert fold.val_history and min(v for _, v in fold.val_history) == pytest.approx(fold.best_val_l1)
+        assert [s for s, _ in fold.val_history] == sorted({s for s, _ in fold.val_history})
+    assert evaluation["folds"][0]["val_l1_by_step"] == [[s, pytest.approx(v, abs=1e-4)] for s, v in result.folds[0].val_history]
     assert evaluation["summary"]["psnr_gain_over_parent_db"] == pytest.approx(result.psnr_gain_db, abs=1e-3)
     # The parent itself is untouched, and progress reached its end.
     assert zoo.versions("tiny") == [1] and zoo.card("tiny", 1)["parent"] is None
@@ -330,3 +333,15 @@ def test_intensity_jitter_is_shared_by_lr_and_hr_and_seeded():
             np.testing.assert_allclose(hr_j[i], gain * hr[i] + offset, atol=1e-4)
     assert not np.allclose(runs[0][0][0], runs[0][1][0])  # batches differ from each other
     assert not np.allclose(runs[0][0][0], other[0][0])
+
+
+def test_never_beating_the_parent_says_what_the_validations_saw():
+    from zoo.training.finetune import FoldResult, never_beat_message
+
+    fold = FoldResult("all", ["a"], ["a"], 0, 360, 0.30, 0.30, {},
+                      val_history=[(120, 0.3123), (240, 0.3201), (360, 0.3305)])
+    message = never_beat_message("general:2", fold, 1200)
+    assert "\n" not in message and message.startswith("fine-tuning never beat the parent general:2")
+    assert "validation L1 0.3000" in message and "0.3123 at 120, 0.3201 at 240, 0.3305 at 360" in message
+    assert "first validation came at step 120" in message and "fewer --steps" in message
+    assert "never validated" in never_beat_message("p", FoldResult("x", [], [], 0, 4, 1.0, 1.0, {}), 4)

@@ -75,15 +75,29 @@ class FoldResult:
     parent_val_l1: float
     table: dict[str, dict[str, float]]
     gaps: dict[str, Any] = field(default_factory=dict)  # row -> zoo.evaluation.gaps.GapStats
+    val_history: list[tuple[int, float]] = field(default_factory=list)  # (step, validation L1)
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "train": self.train, "held_out": self.held_out,
                "best_step": self.best_step, "steps_run": self.steps_run,
                "val_l1": {"parent": json_number(self.parent_val_l1), "finetuned": json_number(self.best_val_l1)},
-               "table": json_table(self.table)}
+               "table": json_table(self.table),
+               "val_l1_by_step": [[step, json_number(v)] for step, v in self.val_history]}
         if self.gaps:
             out["gaps"] = {row: stats.to_dict() for row, stats in self.gaps.items()}
         return out
+
+
+def never_beat_message(parent_ref: str, fold: FoldResult, steps: int) -> str:
+    """The one-line refusal when no validation beat the parent, with what the validations saw."""
+    seen = ", ".join(f"{v:.4f} at {s}" for s, v in fold.val_history[:4])
+    seen += ", ..." if len(fold.val_history) > 4 else ""
+    first = fold.val_history[0][0] if fold.val_history else steps
+    return (f"fine-tuning never beat the parent {parent_ref} on the held-out data (validation L1 "
+            f"{fold.parent_val_l1:.4f}; fine-tuned {seen or 'never validated'}); nothing published. "
+            f"The first validation came at step {first}: with few images the gain is often made "
+            f"before it, so try fewer --steps (they validate more often, every tenth), "
+            "--freeze none or more calibration images")
 
 
 @dataclass
@@ -256,13 +270,11 @@ def finetune(
             fold_results.append(FoldResult(
                 fold.name, fold.train, fold.held_out, stopper.best_step,
                 int(run.steps_done), stopper.best, stopper.parent_l1,
-                fold_table, fold_gaps))
+                fold_table, fold_gaps, list(stopper.history)))
             last_run = run
         best = [f.best_step for f in fold_results]
         if not any(best):
-            raise UserError(
-                f"fine-tuning never beat the parent {parent_ref} on the held-out data (validation L1); "
-                "nothing published: try more calibration pairs, --freeze none or more --steps")
+            raise UserError(never_beat_message(parent_ref, fold_results[0], steps))
         if retrain:
             final_steps = max(1, round(sum(best) / len(best)))
             meter.total = meter.done + final_steps

@@ -61,12 +61,14 @@ def _early_stopping(val_data, patience: int):
                 scores = self.model.evaluate(val_data, verbose=0, return_dict=True)
             self.parent_l1 = self.best = float(scores["l1"])
             self.best_step, self.wait = 0, 0
+            self.history: list[tuple[int, float]] = []  # (step, validation L1) of each validation
             self.best_weights = [w.numpy() for w in self.model.ema_generator.weights]
 
         def on_epoch_end(self, epoch, logs=None):
             value = (logs or {}).get("val_l1")
             if value is None:
                 return
+            self.history.append((int(self.model.step_counter.numpy()), float(value)))
             if value < self.best:
                 self.best, self.wait = float(value), 0
                 self.best_step = int(self.model.step_counter.numpy())
