@@ -15,6 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from zoo.atomic import atomic_dir
 from zoo.sim.truth import TRUTH_FILE, read_truth, with_file_probe
 
 _SHARED = ("sample", "lr_pixel_size_nm", "hr_pixel_size_nm", "scale")
@@ -32,22 +33,20 @@ def merge(out: Path, sets: list[tuple[str, Path]]) -> dict:
     merged = {k: v for k, v in first.items() if k not in ("pairs", "seed", "preset")}
     merged["merged_from"] = []
     merged["pairs"] = {}
-    tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for sub in ("lr", "hr"):
-        (tmp / sub).mkdir(parents=True)
-    for prefix, path, truth in truths:
-        merged["merged_from"].append({"prefix": prefix, "path": str(path.resolve()),
-                                      "seed": truth.get("seed"), "preset": truth.get("preset")})
-        truth = with_file_probe(truth)
-        for name, pair in truth["pairs"].items():
-            new = f"{prefix}-{name}"
-            for sub in ("lr", "hr"):
-                shutil.copy2(path / sub / f"{name}.tif", tmp / sub / f"{new}.tif")
-            merged["pairs"][new] = {**pair, "name": new, "set_seed": truth.get("seed"),
-                                    "preset": pair.get("preset", truth.get("preset"))}
-    (tmp / TRUTH_FILE).write_text(json.dumps(merged, indent=1) + "\n")
-    tmp.rename(out)
+    with atomic_dir(out, prefix=f".{out.name}.partial-") as tmp:  # no half-merged OUT on an error
+        for sub in ("lr", "hr"):
+            (tmp / sub).mkdir()
+        for prefix, path, truth in truths:
+            merged["merged_from"].append({"prefix": prefix, "path": str(path.resolve()),
+                                          "seed": truth.get("seed"), "preset": truth.get("preset")})
+            truth = with_file_probe(truth)
+            for name, pair in truth["pairs"].items():
+                new = f"{prefix}-{name}"
+                for sub in ("lr", "hr"):
+                    shutil.copy2(path / sub / f"{name}.tif", tmp / sub / f"{new}.tif")
+                merged["pairs"][new] = {**pair, "name": new, "set_seed": truth.get("seed"),
+                                        "preset": pair.get("preset", truth.get("preset"))}
+        (tmp / TRUTH_FILE).write_text(json.dumps(merged, indent=1) + "\n")
     return merged
 
 

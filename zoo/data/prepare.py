@@ -105,71 +105,71 @@ def write_overlay(path: Path, reg: Registration) -> None:
         raise OSError(f"could not write {path}")
 
 
-def _registered_truth(truth: dict, grids: dict[str, tuple], registered_pixel_size_nm: float) -> dict:
-    """truth.json on the registered grids: x_hr/y_hr become registered-grid coordinates
-    (through the *true* HR->LR transform, so no registration error leaks into the truth),
-    x_lr/y_lr coordinates in the native LR crop; particles outside the grid are dropped and
-    the rest renumbered (gaps and contacts follow)."""
-    try:
-        from zoo.sim.scan import hr_to_lr_coords
-    except ImportError:  # pragma: no cover - the simulator ships with semzoo
-        hr_to_lr_coords = None
+def _registered_truth(truth: dict, pairs: dict[str, dict], registered_pixel_size_nm: float) -> dict:
+    """truth.json on the registered grids: ``truth``'s fields with ``pairs``, each already
+    mapped by :func:`_registered_pair`."""
     out = {k: v for k, v in truth.items() if k != "pairs"}
     out["hr_pixel_size_nm"] = registered_pixel_size_nm
     out["source_hr_pixel_size_nm"] = truth.get("hr_pixel_size_nm")
     out["registered"] = True
-    out["pairs"] = {}
-    for name, ((x0, y0), (h, w)) in grids.items():
-        pair = truth.get("pairs", {}).get(name)
-        if pair is None:
-            continue
-        particles = pair.get("particles", [])
-        if particles and hr_to_lr_coords is not None and "transform" in pair:
-            x_lr, y_lr = hr_to_lr_coords(pair["transform"], np.array([p["x_hr"] for p in particles], float),
-                                         np.array([p["y_hr"] for p in particles], float))
-        else:
-            x_lr = np.array([p["x_lr"] for p in particles], float)
-            y_lr = np.array([p["y_lr"] for p in particles], float)
-        # Registered-grid pixel u sits at LR-crop coordinate (u + 0.5) / 2 - 0.5.
-        u = SCALE * (x_lr - x0 + 0.5) - 0.5
-        v = SCALE * (y_lr - y0 + 0.5) - 0.5
-        # Ids are renumbered to positions in the kept list (as the simulator numbers them);
-        # "source_id" keeps the original.
-        kept, new_id = [], {}
-        for p, ui, vi, xl, yl in zip(particles, np.atleast_1d(u), np.atleast_1d(v),
-                                     np.atleast_1d(x_lr), np.atleast_1d(y_lr)):
-            if 0 <= ui <= w - 1 and 0 <= vi <= h - 1:
-                new_id[p["id"]] = len(kept)
-                kept.append({**p, "id": len(kept), "source_id": p["id"],
-                             "x_hr": round(float(ui), 3), "y_hr": round(float(vi), 3),
-                             "x_lr": round(float(xl - x0), 3), "y_lr": round(float(yl - y0), 3)})
-
-        def renumber(links):
-            return [{**g, "a": new_id[g["a"]], "b": new_id[g["b"]]} for g in links
-                    if g["a"] in new_id and g["b"] in new_id]
-
-        out["pairs"][name] = {
-            **{k: v for k, v in pair.items() if k not in ("particles", "gaps", "touching", "transform")},
-            "source_transform": pair.get("transform"),
-            "registered_grid": {"crop_origin_lr": [x0, y0], "width": w, "height": h,
-                                "lr_crop_coordinate": "(u + 0.5) / 2 - 0.5"},
-            "particles": kept,
-            "gaps": renumber(pair.get("gaps", [])),
-            "touching": renumber(pair.get("touching", [])),
-        }
+    out["pairs"] = dict(pairs)
     return out
 
 
-def _focus_patches(truth: dict | None, name: str, reg: Registration, cut: P.PatchSet,
-                   patch_size: int) -> float | None:
-    """Give ``cut`` the gap/contact masks of pair ``name`` from the truth (:mod:`zoo.data.focus`);
-    return the share of its patch pixels marked (either band), or None when the truth does not know the pair."""
-    if truth is None or name not in truth.get("pairs", {}):
+def _registered_pair(pair: dict, origin: tuple[int, int], shape: tuple[int, int]) -> dict:
+    """One truth pair on its registered grid (LR crop origin ``origin`` = (x0, y0), grid
+    ``shape`` = (h, w)): x_hr/y_hr become registered-grid coordinates (through the *true* HR->LR
+    transform, so no registration error leaks into the truth), x_lr/y_lr coordinates in the
+    native LR crop; particles outside the grid are dropped and the rest renumbered (gaps and
+    contacts follow)."""
+    try:
+        from zoo.sim.scan import hr_to_lr_coords
+    except ImportError:  # pragma: no cover - the simulator ships with semzoo
+        hr_to_lr_coords = None
+    (x0, y0), (h, w) = origin, shape
+    particles = pair.get("particles", [])
+    if particles and hr_to_lr_coords is not None and "transform" in pair:
+        x_lr, y_lr = hr_to_lr_coords(pair["transform"], np.array([p["x_hr"] for p in particles], float),
+                                     np.array([p["y_hr"] for p in particles], float))
+    else:
+        x_lr = np.array([p["x_lr"] for p in particles], float)
+        y_lr = np.array([p["y_lr"] for p in particles], float)
+    # Registered-grid pixel u sits at LR-crop coordinate (u + 0.5) / 2 - 0.5.
+    u = SCALE * (x_lr - x0 + 0.5) - 0.5
+    v = SCALE * (y_lr - y0 + 0.5) - 0.5
+    # Ids are renumbered to positions in the kept list (as the simulator numbers them);
+    # "source_id" keeps the original.
+    kept, new_id = [], {}
+    for p, ui, vi, xl, yl in zip(particles, np.atleast_1d(u), np.atleast_1d(v),
+                                 np.atleast_1d(x_lr), np.atleast_1d(y_lr)):
+        if 0 <= ui <= w - 1 and 0 <= vi <= h - 1:
+            new_id[p["id"]] = len(kept)
+            kept.append({**p, "id": len(kept), "source_id": p["id"],
+                         "x_hr": round(float(ui), 3), "y_hr": round(float(vi), 3),
+                         "x_lr": round(float(xl - x0), 3), "y_lr": round(float(yl - y0), 3)})
+
+    def renumber(links):
+        return [{**g, "a": new_id[g["a"]], "b": new_id[g["b"]]} for g in links
+                if g["a"] in new_id and g["b"] in new_id]
+
+    return {
+        **{k: v for k, v in pair.items() if k not in ("particles", "gaps", "touching", "transform")},
+        "source_transform": pair.get("transform"),
+        "registered_grid": {"crop_origin_lr": [x0, y0], "width": w, "height": h,
+                            "lr_crop_coordinate": "(u + 0.5) / 2 - 0.5"},
+        "particles": kept,
+        "gaps": renumber(pair.get("gaps", [])),
+        "touching": renumber(pair.get("touching", [])),
+    }
+
+
+def _focus_patches(pair: dict | None, reg: Registration, cut: P.PatchSet, patch_size: int) -> float | None:
+    """Give ``cut`` the gap/contact masks of the registered truth ``pair`` (:mod:`zoo.data.focus`);
+    return the share of its patch pixels marked (either band), or None without a truth pair."""
+    if pair is None:
         return None
     from zoo.data.focus import cut_focus, focus_map
 
-    grid = {name: (reg.crop_origin, reg.hr_registered.shape)}
-    pair = _registered_truth(truth, grid, reg.registered_pixel_size_nm)["pairs"][name]
     mask = focus_map(pair, reg.hr_registered.shape, reg.registered_pixel_size_nm)
     cut.focus = cut_focus(mask, cut.positions, patch_size)
     return float((cut.focus > 0).mean()) if cut.kept else 0.0
@@ -259,7 +259,7 @@ def prepare_dataset(
     with atomic_dir(out_dir, prefix=f".{out_dir.name}.partial-") as tmp:
         for sub in ("registered/lr", "registered/lr-native", "registered/hr", P.SHARD_DIR):
             (tmp / sub).mkdir(parents=True)
-        records, failed, grids = [], [], {}
+        records, failed, registered = [], [], {}
         reference_size = None
         for i, (name, lr_path, hr_path) in enumerate(pairs):
             lr, hr = _read_pair(lr_path, hr_path, lr_pixel_size_nm, hr_pixel_size_nm)
@@ -279,12 +279,15 @@ def prepare_dataset(
                     progress(i + 1, len(pairs))
                 continue
             _write_registered(tmp, name, reg, lr_path, hr_path, lr.image.dtype)
-            if len(grids) < overlays:
+            if len(records) < overlays:
                 write_overlay(tmp / "registered" / f"overlay-{name}.png", reg)
             cut = P.cut_patches(reg.lr_crop, reg.hr_registered, reg.valid_mask, patch_size=patch_size,
                                 stride=stride, min_correlation=min_patch_correlation,
                                 lr_upsampled=reg.lr_upsampled)
-            focus = _focus_patches(truth, name, reg, cut, patch_size)
+            source = (truth or {}).get("pairs", {}).get(name)
+            if source is not None:
+                registered[name] = _registered_pair(source, reg.crop_origin, reg.hr_registered.shape)
+            focus = _focus_patches(registered.get(name), reg, cut, patch_size)
             shard = f"{P.SHARD_DIR}/{name}.tfrecord"
             records.append({
                 "name": name, "split": None,
@@ -296,7 +299,6 @@ def prepare_dataset(
                 **({} if focus is None else {"focus_fraction": round(focus, 5)}),
                 "shard": shard, "shard_sha256": P.write_shard(tmp / shard, cut),
             })
-            grids[name] = (reg.crop_origin, reg.hr_registered.shape)
             if progress:
                 progress(i + 1, len(pairs))
         if not records:
@@ -304,7 +306,7 @@ def prepare_dataset(
             raise UserError(f"none of the {len(pairs)} pairs could be registered ({reasons})")
         if truth is not None:
             (tmp / "registered" / "truth.json").write_text(
-                json.dumps(_registered_truth(truth, grids, reference_size / SCALE), indent=1) + "\n")
+                json.dumps(_registered_truth(truth, registered, reference_size / SCALE), indent=1) + "\n")
         manifest = finish_manifest(
             tmp, raw, records, failed, unmatched, sample=sample, simulated=truth is not None,
             lr_pixel_size_nm=reference_size, patch_size=patch_size, stride=stride,

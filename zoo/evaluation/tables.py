@@ -205,11 +205,11 @@ def markdown_invented_by_contact(table: Mapping) -> str:
     """:func:`invented_by_contact` as one markdown table: a column per bin, a line per row."""
     from zoo.evaluation.invented import markdown_invented
 
-    rows = list(dict.fromkeys(row for bins in table.values() for cells in bins.values() for row in cells))
+    present = {row for bins in table.values() for cells in bins.values() for row in cells}
     counts = {group: {label: {row: (c["n_invented"], c["n_touching"]) for row, c in cells.items()}
                       for label, cells in bins.items()}
               for group, bins in table.items()}
-    rows = [r for r in ROW_ORDER if r in rows]
+    rows = [r for r in ROW_ORDER if r in present]
     return markdown_invented(counts, rows, {r: ROW_LABELS.get(r, r) for r in rows})
 
 

@@ -38,10 +38,12 @@ def total_variation(images) -> tf.Tensor:
 
 def focus_weights(focus, gap_weight: float, contact_weight: float) -> tf.Tensor:
     """Per-pixel L1 weights from a :mod:`zoo.data.focus` mask: 1 + ``gap_weight`` on the gap
-    bands (value 1), 1 + ``contact_weight`` on the contact bands (value 2), 1 elsewhere."""
+    bands (``GAP``), 1 + ``contact_weight`` on the contact bands (``CONTACT``), 1 elsewhere."""
+    from zoo.data.focus import CONTACT, GAP
+
     focus = _f32(focus)
-    return (1.0 + gap_weight * tf.cast(tf.equal(focus, 1.0), tf.float32)
-            + contact_weight * tf.cast(tf.equal(focus, 2.0), tf.float32))
+    return (1.0 + gap_weight * tf.cast(tf.equal(focus, float(GAP)), tf.float32)
+            + contact_weight * tf.cast(tf.equal(focus, float(CONTACT)), tf.float32))
 
 
 def l1_loss(enhanced, target, weights=None) -> tf.Tensor:
