@@ -50,13 +50,15 @@ def recorder(monkeypatch):
 def test_arguments_reach_the_library(cli, recorder, tmp_path):
     result = cli("finetune", tmp_path / "calib", "--from", "gold-on-carbon@stable", "--name", "new",
                  "--zoo", tmp_path / "zoo", "--steps", "50", "--freeze", "none", "--label", "canary",
-                 "--pixel-size", "56.8", "--hr-pixel-size", "28.4", "--seed", "31", "--no-noise-split")
+                 "--pixel-size", "56.8", "--hr-pixel-size", "28.4", "--seed", "31", "--no-noise-split",
+                 "--set", "beta=0.05", "--set", "lr_schedule=cosine")
     assert result.exit_code == 0, result.output
     (calib, kwargs), = recorder
     assert calib == tmp_path / "calib"
     assert {k: v for k, v in kwargs.items() if k != "progress"} == {
         "parent": "gold-on-carbon@stable", "name": "new", "zoo_root": tmp_path / "zoo", "steps": 50,
-        "freeze": "none", "label": "canary", "pixel_size_nm": 56.8, "hr_pixel_size_nm": 28.4, "seed": 31, "noise_split": False}
+        "freeze": "none", "label": "canary", "pixel_size_nm": 56.8, "hr_pixel_size_nm": 28.4, "seed": 31, "noise_split": False,
+        "settings": {"beta": 0.05, "lr_schedule": "cosine"}}
     out = result.output
     for text in ("Lanczos x2", "parent", "fine-tuned", "22.50", "0.600", "undetected gaps", "fold: held out b [columns 96:]",
                  "published new:3 @canary (parent tiny:1", "+1.50 dB", "warning: a warning", "leave-one-out"):
@@ -68,8 +70,8 @@ def test_defaults_and_json(cli, recorder, tmp_path, monkeypatch):
     result = cli("finetune", tmp_path / "calib", "--from", "m", "--name", "new", "--json")
     assert result.exit_code == 0, result.output
     (_, kwargs), = recorder
-    assert (kwargs["zoo_root"], kwargs["steps"], kwargs["freeze"], kwargs["label"], kwargs["seed"], kwargs["noise_split"]) == (
-        tmp_path / "env-zoo", None, "encoder", None, 0, True)
+    assert (kwargs["zoo_root"], kwargs["steps"], kwargs["freeze"], kwargs["label"], kwargs["seed"], kwargs["noise_split"],
+            kwargs["settings"]) == (tmp_path / "env-zoo", None, "encoder", None, 0, True, {})
     doc = json.loads(result.stdout)  # stdout holds the JSON alone
     assert (doc["name"], doc["version"], doc["parent"]) == ("new", 3, "tiny:1")
 
@@ -91,6 +93,11 @@ def test_refusals_are_one_line_errors(cli, tiny_zoo, tmp_path):
         (("--from", "nope", "--name", "new"), "no model named 'nope'"),
         (("--from", "tiny", "--name", "new"), "no calibration images"),
         (("--from", "tiny", "--name", "New!"), "invalid model name"),
+        (("--from", "tiny", "--name", "new", "--set", "bogus=1"), "unknown training setting 'bogus'"),
+        (("--from", "tiny", "--name", "new", "--set", "beta"), "KEY=VALUE"),
+        (("--from", "tiny", "--name", "new", "--set", "g_widths=8,8,8,8,8"), "keeps the parent's generator"),
+        (("--from", "tiny", "--name", "new", "--set", "validate_every=3"), "its own validation schedule"),
+        (("--from", "tiny", "--name", "new", "--set", "lr_schedule=wavy"), "lr_schedule must be one of"),
     ]
     for args, message in cases:
         result = cli("finetune", tmp_path / "calib", "--zoo", tiny_zoo, *args)

@@ -75,7 +75,9 @@ def make_run(tmp_path: Path, evaluation: dict | None = None, **config) -> Path:
 
 
 def test_publish_builds_the_card_from_the_run(cli, tmp_path, fake_runs):
-    run = make_run(tmp_path, evaluation={"output": {"psnr": 26.0}})
+    run = make_run(tmp_path, evaluation={"output": {"psnr": 26.0}},
+                   training={"steps": 2000, "alpha": 0.08, "beta": 0.05, "gap_weight": 24.0,
+                             "contact_weight": 2.0, "g_learning_rate": 2e-4})
     zoo_root = tmp_path / "models"
     result = cli("publish", run, "--name", "gold-on-carbon", "--zoo", zoo_root, "--label", "stable")
     assert result.exit_code == 0, result.output
@@ -88,7 +90,8 @@ def test_publish_builds_the_card_from_the_run(cli, tmp_path, fake_runs):
     assert card["sample_type"] == "gold-on-carbon"
     assert card["input_pixel_size_nm"] == 14.2 and card["output_pixel_size_nm"] == pytest.approx(7.1)
     assert card["training"] == {"pairs": 5, "patches": 360, "simulated": True, "dataset_hash": "3f2a9c",
-                                "steps": 1200, "preset": "tiny", "seed": 3, "parameters": 22713}
+                                "steps": 1200, "preset": "tiny", "seed": 3, "parameters": 22713,
+                                "loss": {"alpha": 0.08, "beta": 0.05, "gap_weight": 24.0, "contact_weight": 2.0}}
     assert card["evaluation"] == {"output": {"psnr": 26.0}}
     assert card["parent"] is None
     assert card["tile"]["overlap"] >= 1 and card["tile"]["size"] % card["tile"]["divisor"] == 0

@@ -54,7 +54,8 @@ def served_finetune(parent_zoo, calib2, tmp_path_factory):
     reports = []
     with EmbeddedServer(root, port=0, poll_seconds=0.05) as server:
         result = finetune(calib2, parent="tiny@stable", name="tiny-gold", zoo_root=root, steps=8,
-                          label="canary", seed=1, progress=lambda done, total: reports.append((done, total)))
+                          label="canary", seed=1, progress=lambda done, total: reports.append((done, total)),
+                          settings={"beta": 1.0})
         yield server, root, result, reports
 
 
@@ -76,6 +77,8 @@ def test_finetune_publishes_a_version_with_its_lineage(served_finetune, calib2):
     pairs, _ = match_pairs(calib2)
     assert calibration["sha256"] == calibration_hash(pairs, None, None) == result.calibration_sha256
     assert calibration["pairs"] == calibration["trained_on"] == ["pair-000", "pair-001"]
+    assert calibration["settings"] == {"beta": 1.0}
+    assert card["training"]["loss"]["beta"] == 1.0  # the setting reached the run's config
     assert card["training"]["preset"] == "tiny" and card["training"]["steps"] == result.steps >= 1
     # Two pairs: leave-one-out, each pair held out once, the published model retrained on both.
     evaluation = card["evaluation"]
@@ -249,6 +252,23 @@ def test_refuses_bad_arguments(zoo_copy, calib2):
     _refused(zoo_copy, calib2, "invalid model name", name="Bad Name")
     _refused(zoo_copy, calib2, "invalid label", label="7")
     _refused(zoo_copy, calib2, "--steps must be a positive", steps=0)
+    _refused(zoo_copy, calib2, "keeps the parent's generator", settings={"patch_size": 64})
+    _refused(zoo_copy, calib2, "its own validation schedule", settings={"steps": 3})
+    _refused(zoo_copy, calib2, "ema_decay must be in", settings={"ema_decay": 1.5})
+
+
+def test_settings_win_over_the_fine_tunes_own():
+    from zoo.nets.presets import get_preset
+    from zoo.training.finetune_run import FINETUNE_BETA, LR_FACTOR, _config_overrides
+
+    preset = get_preset("small")
+    own = _config_overrides(preset, 200, 40)
+    assert own["g_learning_rate"] == pytest.approx(preset.g_learning_rate * LR_FACTOR)
+    assert own["beta"] == FINETUNE_BETA < preset.beta  # a weak adversarial term by default
+    changed = _config_overrides(preset, 200, 40, {"beta": 6.0, "g_learning_rate": 3e-5})
+    assert (changed["beta"], changed["g_learning_rate"]) == (6.0, 3e-5)
+    assert {k: v for k, v in changed.items() if k not in ("beta", "g_learning_rate")} == {
+        k: v for k, v in own.items() if k not in ("beta", "g_learning_rate")}
 
 
 # --- folds and augmentation -------------------------------------------------------------------

@@ -56,12 +56,20 @@ def finetune(
     seed: SeedOption = 0,
     noise_split: Annotated[bool, typer.Option("--noise-split/--no-noise-split", help="HR-only: split the "
                                               "HR's noise between input and target (see semzoo prepare).")] = True,
+    settings: Annotated[Optional[list[str]], typer.Option(
+        "--set", metavar="KEY=VALUE",
+        help="Change one training setting (repeatable), e.g. --set beta=0.05 for a weaker "
+             "adversarial term; recorded in the card. Not the generator's shape or the "
+             "validation schedule.")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Fine-tune a zoo model on a few calibration pairs of a new sample and publish it."""
     from rich.console import Console
 
+    from zoo.nets.presets import TrainingConfig
     from zoo.training.finetune import finetune as run_finetune
+
+    overrides = TrainingConfig.parse_settings(settings or [])
 
     zoo_root = zoo or default_zoo()
     with contextlib.ExitStack() as stack:
@@ -76,7 +84,7 @@ def finetune(
         result = run_finetune(
             calib, parent=parent, name=name, zoo_root=zoo_root, steps=steps, freeze=freeze.value,
             label=label, pixel_size_nm=pixel_size, hr_pixel_size_nm=hr_pixel_size, seed=seed,
-            progress=update, noise_split=noise_split,
+            progress=update, noise_split=noise_split, settings=overrides,
         )
     err = Console(stderr=True)
     for warning in result.warnings:

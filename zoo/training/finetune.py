@@ -49,6 +49,7 @@ from zoo.training.finetune_run import (
     PATIENCE,
     REGISTRATION_UNITS,
     Meter,
+    check_settings,
     parent_generator,
     train_from_parent,
     warmup_steps,
@@ -165,6 +166,7 @@ def finetune(
     seed: int = 0,
     progress: ProgressCallback | None = None,
     noise_split: bool = True,
+    settings: Mapping[str, Any] | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``parent`` on the calibration pairs in ``calib_dir``; publish version N of ``name``.
 
@@ -196,6 +198,12 @@ def finetune(
     noise_split : bool
         HR-only: split each HR's noise between input and target (:func:`zoo.sim.acquisition.split_noise`),
         so the network cannot learn to copy the input's noise into the target; off for an ablation.
+    settings : mapping, optional
+        Training settings to change (``semzoo finetune --set``, typed by
+        :meth:`zoo.nets.presets.TrainingConfig.parse_settings`), e.g. ``{"beta": 0.05}``; they
+        win over the fine-tune's own (a ``g_learning_rate`` replaces the halved preset rate).
+        The generator's shape and the validation schedule cannot change
+        (:func:`zoo.training.finetune_run.check_settings`).
 
     Returns
     -------
@@ -221,6 +229,7 @@ def finetune(
     parent_card = zoo.card(parent_name, parent_version)
     check_lineage(zoo, name, (parent_name, parent_version))
     preset = _parent_preset(parent_card, parent_ref)
+    settings = check_settings(settings or {}, preset)
     steps = int(steps or DEFAULT_STEPS.get(preset.name, 300))
 
     calib_dir = Path(calib_dir)
@@ -262,7 +271,7 @@ def finetune(
         for k, fold in enumerate(C.folds(data_dir, work / "folds", seed=seed)):
             run, stopper = train_from_parent(
                 fold.data_dir, work / f"run-{k}", preset, steps, freeze, seed, parent_weights,
-                manifest.get("sample_type"), fold.val_patches, meter, warmup)
+                manifest.get("sample_type"), fold.val_patches, meter, warmup, settings)
             generator = run.generator
             generator.set_weights(stopper.best_weights)
             tables, gaps = zip(*(compare(pair, parent_gen, generator) for pair in fold.evaluation))
@@ -281,13 +290,13 @@ def finetune(
             final_dir = C.all_pairs_dir(data_dir, work / "folds")
             last_run, _ = train_from_parent(
                 final_dir, work / "run-all", preset, final_steps, freeze, seed, parent_weights,
-                manifest.get("sample_type"), None, meter, warmup)
+                manifest.get("sample_type"), None, meter, warmup, settings)
             generator, trained_on = last_run.generator, [p["name"] for p in manifest["pairs"]]
         else:
             final_steps, trained_on = best[0], fold_results[0].train
         table, _ = pool([f.table for f in fold_results], [f.gaps for f in fold_results])
         card = _card(last_run, name, parent_ref, manifest, calib_hash, fold_results, table, final_steps,
-                     trained_on, freeze, retrain, preset, steps)
+                     trained_on, freeze, retrain, preset, steps, settings)
         from zoo.registry.publish import publish_generator
 
         new_name, version = publish_generator(generator, card, zoo.root, label=label)
@@ -310,7 +319,7 @@ def _parent_preset(card: Mapping[str, Any], parent_ref: str):
 
 
 def _card(run, name, parent_ref, manifest, calib_hash, folds, table, final_steps, trained_on, freeze,
-          retrain, preset, steps) -> dict:
+          retrain, preset, steps, settings) -> dict:
     from zoo.nets.generator import DIVISOR, receptive_field_radius_lr
     from zoo.registry.export import tile_geometry
     from zoo.training.publish import card_from_run
@@ -344,7 +353,8 @@ def _card(run, name, parent_ref, manifest, calib_hash, folds, table, final_steps
             "source": manifest.get("raw_dir"),
             "freeze": freeze,
             "max_steps": int(steps),
-            "g_learning_rate": preset.g_learning_rate * LR_FACTOR,
+            "g_learning_rate": float(settings.get("g_learning_rate", preset.g_learning_rate * LR_FACTOR)),
+            "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(settings.items())},
             "discriminator": f"fresh, warmed up alone for {warmup_steps(steps)} steps",
             "early_stopping": f"validation L1 of the EMA generator, patience {PATIENCE}",
         },

@@ -19,6 +19,9 @@ from zoo.training.rundir import EVALUATION_FILE, Run, load_run
 __all__ = ["card_from_run", "publish_run"]
 
 
+LOSS_KEYS = ("alpha", "beta", "gap_weight", "contact_weight")
+
+
 def card_from_run(
     run: Run,
     *,
@@ -51,6 +54,10 @@ def card_from_run(
         "seed": config["seed"],
         "parameters": config["generator"]["parameters"],
     }
+    # The generator loss it was trained with (paper Eq. 1 weights; a fine-tune of it starts there).
+    loss = {key: config["training"][key] for key in LOSS_KEYS if key in config.get("training", {})}
+    if loss:
+        training["loss"] = loss
     if manifest.get("hr_only"):  # an optional flag of the manifest format (zoo.data.hr_only)
         # Learnt from HR images alone: which images, which magnifications. A pixel-size range
         # makes the model a general one (zoo.client.model_choice).
