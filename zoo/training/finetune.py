@@ -45,7 +45,6 @@ from zoo.evaluation.tables import json_number, json_table
 from zoo.training import calibration as C
 from zoo.training.finetune_metrics import compare, pool
 from zoo.training.finetune_run import (
-    LR_FACTOR,
     PATIENCE,
     REGISTRATION_UNITS,
     Meter,
@@ -353,8 +352,8 @@ def _card(run, name, parent_ref, manifest, calib_hash, folds, table, final_steps
             "source": manifest.get("raw_dir"),
             "freeze": freeze,
             "max_steps": int(steps),
-            "g_learning_rate": float(settings.get("g_learning_rate", preset.g_learning_rate * LR_FACTOR)),
-            "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(settings.items())},
+            "g_learning_rate": float(run.config["training"]["g_learning_rate"]),  # LR_FACTOR's, or --set's
+            "settings": dict(sorted(settings.items())),  # tuples become lists in the JSON round trip below
             "discriminator": f"fresh, warmed up alone for {warmup_steps(steps)} steps",
             "early_stopping": f"validation L1 of the EMA generator, patience {PATIENCE}",
         },
