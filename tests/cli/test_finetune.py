@@ -27,7 +27,8 @@ def fake_result(**calls):
     }
     folds = [FoldResult(f"held out {n}", ["x"], [n], 4, 8, 0.3, 0.4, table) for n in ("a", "b [columns 96:]")]
     card = {"evaluation": {"method": "leave-one-out over pairs; the published model is retrained on every pair",
-                           "table": table}}
+                           "table": table},
+            "training": {"calibration": {"self": {"method": "trained on the images' own records"}}}}
     return FinetuneResult("new", 3, "tiny:1", card, folds, table, 4, "f" * 64, ["a warning"], 12.0, 20.0)
 
 
@@ -51,17 +52,18 @@ def test_arguments_reach_the_library(cli, recorder, tmp_path):
     result = cli("finetune", tmp_path / "calib", "--from", "gold-on-carbon@stable", "--name", "new",
                  "--zoo", tmp_path / "zoo", "--steps", "50", "--freeze", "none", "--label", "canary",
                  "--pixel-size", "56.8", "--hr-pixel-size", "28.4", "--seed", "31", "--no-noise-split",
-                 "--set", "beta=0.05", "--set", "lr_schedule=cosine")
+                 "--set", "beta=0.05", "--set", "lr_schedule=cosine", "--self")
     assert result.exit_code == 0, result.output
     (calib, kwargs), = recorder
     assert calib == tmp_path / "calib"
     assert {k: v for k, v in kwargs.items() if k != "progress"} == {
         "parent": "gold-on-carbon@stable", "name": "new", "zoo_root": tmp_path / "zoo", "steps": 50,
         "freeze": "none", "label": "canary", "pixel_size_nm": 56.8, "hr_pixel_size_nm": 28.4, "seed": 31, "noise_split": False,
-        "settings": {"beta": 0.05, "lr_schedule": "cosine"}}
+        "settings": {"beta": 0.05, "lr_schedule": "cosine"}, "self_calibration": True}
     out = result.output
     for text in ("Lanczos x2", "parent", "fine-tuned", "22.50", "0.600", "undetected gaps", "fold: held out b [columns 96:]",
-                 "published new:3 @canary (parent tiny:1", "+1.50 dB", "warning: a warning", "leave-one-out"):
+                 "published new:3 @canary (parent tiny:1", "+1.50 dB", "warning: a warning", "leave-one-out",
+                 "trained on the images' own records"):
         assert text in out, text
 
 
@@ -71,7 +73,7 @@ def test_defaults_and_json(cli, recorder, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     (_, kwargs), = recorder
     assert (kwargs["zoo_root"], kwargs["steps"], kwargs["freeze"], kwargs["label"], kwargs["seed"], kwargs["noise_split"],
-            kwargs["settings"]) == (tmp_path / "env-zoo", None, "encoder", None, 0, True, {})
+            kwargs["settings"], kwargs["self_calibration"]) == (tmp_path / "env-zoo", None, "encoder", None, 0, True, {}, False)
     doc = json.loads(result.stdout)  # stdout holds the JSON alone
     assert (doc["name"], doc["version"], doc["parent"]) == ("new", 3, "tiny:1")
 
@@ -98,6 +100,7 @@ def test_refusals_are_one_line_errors(cli, tiny_zoo, tmp_path):
         (("--from", "tiny", "--name", "new", "--set", "g_widths=8,8,8,8,8"), "keeps the parent's generator"),
         (("--from", "tiny", "--name", "new", "--set", "validate_every=3"), "its own validation schedule"),
         (("--from", "tiny", "--name", "new", "--set", "lr_schedule=wavy"), "lr_schedule must be one of"),
+        (("--from", "tiny", "--name", "new", "--self"), "--self learns from the images to enhance alone"),
     ]
     for args, message in cases:
         result = cli("finetune", tmp_path / "calib", "--zoo", tiny_zoo, *args)

@@ -134,6 +134,45 @@ def test_hr_only_finetune_end_to_end(tmp_path):
     assert set(result.table) >= {"lanczos", "parent", "finetuned"}
 
 
+@pytest.mark.slow
+def test_self_calibration_publishes_a_model_for_the_images_own_pixel_size(tmp_path):
+    """finetune --self: trained 28.4 -> 14.2 nm on the 14.2 nm images, published for 14.2 nm input."""
+    from tests.zoo_fixtures import make_tiny_zoo
+    from zoo.registry.card import validate_card
+    from zoo.registry.store import Zoo
+    from zoo.training.finetune import finetune
+
+    root = make_tiny_zoo(tmp_path / "models")
+    parent_input = Zoo(root).card("tiny", 1)["input_pixel_size_nm"]
+    calib = write_hr_only(tmp_path / "scans", n=2, pixel_size_nm=parent_input, shape=(96, 128))
+    result = finetune(calib, parent="tiny@stable", name="tiny-self", zoo_root=root, steps=6, seed=0,
+                      freeze="none", self_calibration=True)
+    card = validate_card(Zoo(root).card("tiny-self", result.version))
+    assert card["input_pixel_size_nm"] == pytest.approx(parent_input)
+    assert card["output_pixel_size_nm"] == pytest.approx(parent_input / 2)
+    self_cal = card["training"]["calibration"]["self"]
+    assert self_cal["trained_input_pixel_size_nm"] == pytest.approx(2 * parent_input)
+    assert result.warnings == []  # the images' own pixel size is the parent's: nothing to warn about
+    # Without --self the same images make a model for their 2x coarser record, and say so.
+    plain = finetune(calib, parent="tiny@stable", name="tiny-plain", zoo_root=root, steps=6, seed=0,
+                     freeze="none")
+    assert Zoo(root).card("tiny-plain", plain.version)["input_pixel_size_nm"] == pytest.approx(2 * parent_input)
+    assert any("the fine-tuned model is for" in w for w in plain.warnings)
+
+
+def test_self_calibrated_card_moves_the_pixel_sizes_and_keeps_the_rest():
+    from zoo.training.finetune import self_calibrated_card
+
+    card = {"scale": 2, "input_pixel_size_nm": 8.9, "output_pixel_size_nm": 4.45,
+            "training": {"calibration": {"pairs": ["a", "b"]}}, "evaluation": {"table": {}}}
+    out = self_calibrated_card(card)
+    assert (out["input_pixel_size_nm"], out["output_pixel_size_nm"]) == (4.45, 2.225)
+    assert out["training"]["calibration"]["pairs"] == ["a", "b"]
+    assert out["training"]["calibration"]["self"]["trained_input_pixel_size_nm"] == 8.9
+    assert "8.9 -> 4.45 nm" in out["training"]["calibration"]["self"]["method"]
+    assert card["input_pixel_size_nm"] == 8.9 and "self" not in card["training"]["calibration"]  # a copy
+
+
 def test_calibration_can_skip_the_noise_split_for_an_ablation(tmp_path):
     """finetune --no-noise-split reaches prepare: the target then carries the input's own noise."""
     from zoo.training.calibration import prepare_calibration

@@ -61,6 +61,10 @@ def finetune(
         help="Change one training setting (repeatable), e.g. --set beta=0.05 for a weaker "
              "adversarial term; recorded in the card. Not the generator's shape or the "
              "validation schedule.")] = None,
+    self_calibration: Annotated[bool, typer.Option(
+        "--self", help="CALIB/hr holds the images to enhance themselves (fast scans, no finer image): "
+                       "learn from each image's own 2x coarser record and publish a model for the "
+                       "images' own pixel size (zero-shot internal learning).")] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Fine-tune a zoo model on a few calibration pairs of a new sample and publish it."""
@@ -85,6 +89,7 @@ def finetune(
             calib, parent=parent, name=name, zoo_root=zoo_root, steps=steps, freeze=freeze.value,
             label=label, pixel_size_nm=pixel_size, hr_pixel_size_nm=hr_pixel_size, seed=seed,
             progress=update, noise_split=noise_split, settings=overrides,
+            self_calibration=self_calibration,
         )
     err = Console(stderr=True)
     for warning in result.warnings:
@@ -101,6 +106,8 @@ def finetune(
         for fold in result.folds:
             console.print(_table(f"fold: {fold.name} (best at step {fold.best_step})", fold.table))
     console.print(result.card["evaluation"]["method"], highlight=False)
+    if self_calibration:
+        console.print(result.card["training"]["calibration"]["self"]["method"], highlight=False)
     labels = f" @{label}" if label else ""
     console.print(
         f"published {result.name}:{result.version}{labels} (parent {result.parent}, {result.steps} steps, "

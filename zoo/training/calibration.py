@@ -111,10 +111,12 @@ def check_pixel_sizes_against_parent(pairs, parent_card: dict, parent: str, lr_o
 
 
 def check_hr_only_against_parent(pairs, parent_card: dict, parent: str,
-                                 hr_override: float | None) -> tuple[float, list[str]]:
+                                 hr_override: float | None, *,
+                                 self_calibration: bool = False) -> tuple[float, list[str]]:
     """HR-only calibration: every image needs a pixel size; the LR the acquisition model makes
     is ``scale`` times coarser. Returns ``(lr_pixel_size_nm, warnings)`` like
-    :func:`check_pixel_sizes_against_parent` (a warning when it is not the parent's)."""
+    :func:`check_pixel_sizes_against_parent` (a warning when the published model's input pixel
+    size is not the parent's: the LR's, or with ``self_calibration`` the images' own)."""
     from zoo.data.sem_tiff import read_sem
 
     scale = int(parent_card["scale"])
@@ -130,10 +132,12 @@ def check_hr_only_against_parent(pairs, parent_card: dict, parent: str,
     warnings = []
     parent_lr = float(parent_card["input_pixel_size_nm"])
     span = (parent_card.get("training") or {}).get("input_pixel_size_range_nm")
-    if not span and abs(sizes[0] / parent_lr - 1) > PIXEL_SIZE_AGREEMENT:
+    published = sizes[0] / scale if self_calibration else sizes[0]
+    if not span and abs(published / parent_lr - 1) > PIXEL_SIZE_AGREEMENT:
+        what = "are" if self_calibration else "record"
         warnings.append(
-            f"the calibration images record {sizes[0]:g} nm LR pixels, the parent {parent} was trained "
-            f"at {parent_lr:g} nm; the fine-tuned model is for {sizes[0]:g} nm")
+            f"the calibration images {what} {published:g} nm {'pixels' if self_calibration else 'LR pixels'}, "
+            f"the parent {parent} was trained at {parent_lr:g} nm; the fine-tuned model is for {published:g} nm")
     return sizes[0], warnings
 
 

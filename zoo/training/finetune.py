@@ -54,7 +54,7 @@ from zoo.training.finetune_run import (
     warmup_steps,
 )
 
-__all__ = ["FinetuneResult", "FoldResult", "check_lineage", "finetune"]
+__all__ = ["FinetuneResult", "FoldResult", "check_lineage", "finetune", "self_calibrated_card"]
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -166,6 +166,7 @@ def finetune(
     progress: ProgressCallback | None = None,
     noise_split: bool = True,
     settings: Mapping[str, Any] | None = None,
+    self_calibration: bool = False,
 ) -> FinetuneResult:
     """Fine-tune ``parent`` on the calibration pairs in ``calib_dir``; publish version N of ``name``.
 
@@ -203,6 +204,11 @@ def finetune(
         win over the fine-tune's own (a ``g_learning_rate`` replaces the halved preset rate).
         The generator's shape and the validation schedule cannot change
         (:func:`zoo.training.finetune_run.check_settings`).
+    self_calibration : bool
+        CALIB/hr holds the very images to enhance (fast scans of a specimen no finer image of
+        which exists): the network learns to restore each image from its own record at
+        ``scale`` times the pitch, and the published model is for the images' own pixel size
+        (:func:`self_calibrated_card`). Needs CALIB/hr alone.
 
     Returns
     -------
@@ -233,6 +239,9 @@ def finetune(
 
     calib_dir = Path(calib_dir)
     hr_only = calib_dir.is_dir() and is_hr_only(calib_dir)
+    if self_calibration and not hr_only:
+        raise UserError(f"{calib_dir}: --self learns from the images to enhance alone: put them in "
+                        f"{calib_dir / 'hr'} (no lr/ folder)")
     if hr_only:  # the LR side is made by the acquisition model (zoo.data.hr_only)
         pairs, unmatched = [(p.stem, None, p) for p in hr_images(calib_dir)], []
     else:
@@ -244,7 +253,8 @@ def finetune(
         raise UserError(f"{calib_dir}: {len(pairs)} pairs; fine-tuning takes 1-{C.MAX_PAIRS} calibration "
                         "pairs (train a model with `semzoo prepare` + `semzoo train` for more)")
     if hr_only:
-        _, warnings = C.check_hr_only_against_parent(pairs, parent_card, parent_ref, hr_pixel_size_nm or pixel_size_nm)
+        _, warnings = C.check_hr_only_against_parent(pairs, parent_card, parent_ref, hr_pixel_size_nm or pixel_size_nm,
+                                                      self_calibration=self_calibration)
     else:
         _, warnings = C.check_pixel_sizes_against_parent(pairs, parent_card, parent_ref, pixel_size_nm,
                                                          hr_pixel_size_nm)
@@ -296,6 +306,8 @@ def finetune(
         table, _ = pool([f.table for f in fold_results], [f.gaps for f in fold_results])
         card = _card(last_run, name, parent_ref, manifest, calib_hash, fold_results, table, final_steps,
                      trained_on, freeze, retrain, preset, steps, settings)
+        if self_calibration:
+            card = self_calibrated_card(card)
         from zoo.registry.publish import publish_generator
 
         new_name, version = publish_generator(generator, card, zoo.root, label=label)
@@ -304,6 +316,30 @@ def finetune(
         shutil.rmtree(work, ignore_errors=True)
     return FinetuneResult(new_name, version, parent_ref, card, fold_results, table, final_steps, calib_hash,
                           warnings, time.monotonic() - started, C.cpu_seconds() - cpu0)
+
+
+def self_calibrated_card(card: Mapping[str, Any]) -> dict:
+    """The card of a self-calibrated fine-tune, for the calibration images' own pixel size.
+
+    Zero-shot internal learning (Shocher, Cohen & Irani, "Zero-Shot Super-Resolution using Deep
+    Internal Learning", CVPR 2018): the network was trained to restore images at pixel size P
+    from their records at ``scale`` x P, and is applied to the images at P themselves. It
+    relies on the specimen's and the detector's statistics being similar across one factor of
+    ``scale``; the card's held-out table measures the trained scale (``scale`` x P -> P), the
+    only one with a truth.
+    """
+    card = json.loads(json.dumps(card))
+    scale = int(card["scale"])
+    trained = float(card["input_pixel_size_nm"])
+    card["input_pixel_size_nm"] = trained / scale
+    card["output_pixel_size_nm"] = trained / scale**2
+    card["training"]["calibration"]["self"] = {
+        "trained_input_pixel_size_nm": trained,
+        "method": f"trained on the calibration images' own records at {scale}x their pitch "
+                  f"({trained:g} -> {trained / scale:g} nm); published for the images' own pixel size "
+                  f"({trained / scale:g} nm), assuming their statistics hold across one factor of {scale}",
+    }
+    return card
 
 
 def _parent_preset(card: Mapping[str, Any], parent_ref: str):
