@@ -146,4 +146,8 @@ def test_key_metrics_prefer_the_models_row_and_a_summary():
     assert key_metrics(evaluation) == {"undetected_gap_fraction": 0.04, "psnr": 26.5, "ssim": 0.81}
     assert key_metrics({"summary": {"psnr_db": 26.5, "label": "x"}}) == {"psnr_db": 26.5}
     assert key_metrics({}) == {}
+    # An HR-only table names its rows after the models: the card's own version's row wins.
+    hr_only = {"table": {"bicubic": {"psnr_db": 32.8}, "general:2": {"psnr_db": 33.4}, "general:3": {"psnr_db": 33.5}}}
+    assert key_metrics(hr_only, own="general:3") == {"psnr_db": 33.5}
+    assert key_metrics(hr_only) == {"psnr_db": 32.8}  # without knowing its name: the first row
     assert json.dumps(key_metrics(evaluation))  # JSON-serialisable for `zoo list --json`

@@ -39,7 +39,7 @@ def _summary(zoo, name: str, verify: bool) -> dict:
             sample_type=card["sample_type"],
             input_pixel_size_nm=card["input_pixel_size_nm"],
             output_pixel_size_nm=card["output_pixel_size_nm"],
-            key_metrics=key_metrics(card["evaluation"]),
+            key_metrics=key_metrics(card["evaluation"], own=f"{name}:{default}"),
         )
     except UserError as exc:
         row["problems"]["card"] = [str(exc)]

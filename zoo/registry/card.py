@@ -316,12 +316,13 @@ KEY_METRICS = (
 )
 
 
-def key_metrics(evaluation: Mapping[str, Any], limit: int = 3) -> dict[str, float]:
+def key_metrics(evaluation: Mapping[str, Any], limit: int = 3, *, own: str | None = None) -> dict[str, float]:
     """A few headline numbers from a card's evaluation table, for listings.
 
     An explicit ``evaluation["summary"]`` object wins; otherwise numeric leaves named in
     :data:`KEY_METRICS` are taken, preferring the model's own row (a path containing
-    "output", "model" or "sr") over baselines (input, lanczos, target).
+    "output", "model" or "sr", or ``own``: the ``name:version`` row of an HR-only table, which
+    names its rows after the models) over baselines (input, lanczos, target, other versions).
     """
     summary = evaluation.get("summary")
     if isinstance(summary, Mapping):
@@ -342,8 +343,9 @@ def key_metrics(evaluation: Mapping[str, Any], limit: int = 3) -> dict[str, floa
         candidates = [(p, v) for leaf, p, v in leaves if leaf.lower() == metric]
         if not candidates:
             continue
-        own = [c for c in candidates if any(w in c[0].split("/") for w in ("output", "model", "sr"))]
-        path, value = (own or candidates)[0]
+        mine = ("output", "model", "sr") + ((own.lower(),) if own else ())
+        ours = [c for c in candidates if any(w in c[0].split("/") for w in mine)]
+        path, value = (ours or candidates)[0]
         found[metric] = value
         if len(found) == limit:
             break
