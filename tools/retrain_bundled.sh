@@ -17,8 +17,9 @@
 # on the real micrographs of $SEM_TRAIN (default ../shared/sem-train; never copied into the
 # repository) plus simulated HR images of both specimens, all HR-only; the GaAs nanomembranes
 # are kept out of training and measured with `semzoo evaluate --hr-only` (GENERAL=0 skips the
-# stage even when named); STEPS_general / STEPS_general_2 / STEPS_general_3 override its three
-# stages' 2000 / 1500 / 1500 steps (the third on records that keep the HR's own noise).
+# stage even when named); STEPS_general / STEPS_general_2 / STEPS_general_3 / STEPS_general_4
+# override its four stages' 2000 / 1500 / 1500 / 1500 steps (the last two on records that keep
+# the HR's own noise; the fourth, a warm restart of the third's cosine, made general v3).
 #
 # Continuation (how gold-on-carbon v2 was made): CONTINUE_gold_on_carbon="gold-on-carbon:1 4600"
 # skips the from-scratch run and trains run-$sample-cont from that version of models/ for 4600
@@ -145,11 +146,24 @@ if [ "$run_general" = 1 ]; then
         --set lr_final_fraction=0.1
     fi
   fi
+  # Fourth stage (general v3): the third again, from its end, for as many steps (a warm restart).
+  stage_four=run-general-4
+  if [ ! -f $stage_four/generator.keras ]; then
+    rm -rf stage-general-3
+    "$semzoo" publish $stage_three --name general --zoo stage-general-3
+    if [ -d $stage_four ]; then
+      "$semzoo" train data-general-ns --out $stage_four --sample-type general --resume
+    else
+      "$semzoo" train data-general-ns --out $stage_four --sample-type general --steps "${STEPS_general_4:-1500}" \
+        --init-from general:1 --zoo stage-general-3 --set beta=0.05 --set lr_schedule=cosine \
+        --set lr_final_fraction=0.1
+    fi
+  fi
   rm -rf stage-zoo report-general
-  "$semzoo" publish $stage_three --name general --zoo stage-zoo
+  "$semzoo" publish $stage_four --name general --zoo stage-zoo
   "$semzoo" evaluate --hr-only real/heldout/hr --model general --zoo stage-zoo \
     --report report-general
-  "$semzoo" publish $stage_three --name general --zoo "$repo/models" --label stable \
+  "$semzoo" publish $stage_four --name general --zoo "$repo/models" --label stable \
     --evaluation report-general/results.json
 fi
 "$semzoo" zoo config --zoo "$repo/models"
