@@ -122,43 +122,28 @@ if [ "$run_general" = 1 ]; then
         --set lr_final_fraction=0.1
     fi
   fi
-  if [ ! -f $stage_two/generator.keras ]; then
-    rm -rf stage-general-1
-    "$semzoo" publish $stage_one --name general --zoo stage-general-1
-    if [ -d $stage_two ]; then
-      "$semzoo" train data-general --out $stage_two --sample-type general --resume
+  # Later stages: each starts from the previous one's generator (published to a staging zoo)
+  # with beta 0.05 and a fresh cosine: DATA RUN PREVIOUS STEPS.
+  later_stage() {
+    local data=$1 run=$2 previous=$3 steps=$4
+    [ -f "$run/generator.keras" ] && return 0
+    rm -rf "stage-$previous"
+    "$semzoo" publish "$previous" --name general --zoo "stage-$previous"
+    if [ -d "$run" ]; then
+      "$semzoo" train "$data" --out "$run" --sample-type general --resume
     else
-      "$semzoo" train data-general --out $stage_two --sample-type general --steps "${STEPS_general_2:-1500}" \
-        --init-from general:1 --zoo stage-general-1 --set beta=0.05 --set lr_schedule=cosine \
+      "$semzoo" train "$data" --out "$run" --sample-type general --steps "$steps" \
+        --init-from general:1 --zoo "stage-$previous" --set beta=0.05 --set lr_schedule=cosine \
         --set lr_final_fraction=0.1
     fi
-  fi
+  }
+  later_stage data-general $stage_two $stage_one "${STEPS_general_2:-1500}"
   # Third stage (general v2): from stage two on the records with the HR's own noise.
   stage_three=run-general-3
-  if [ ! -f $stage_three/generator.keras ]; then
-    rm -rf stage-general-2
-    "$semzoo" publish $stage_two --name general --zoo stage-general-2
-    if [ -d $stage_three ]; then
-      "$semzoo" train data-general-ns --out $stage_three --sample-type general --resume
-    else
-      "$semzoo" train data-general-ns --out $stage_three --sample-type general --steps "${STEPS_general_3:-1500}" \
-        --init-from general:1 --zoo stage-general-2 --set beta=0.05 --set lr_schedule=cosine \
-        --set lr_final_fraction=0.1
-    fi
-  fi
+  later_stage data-general-ns $stage_three $stage_two "${STEPS_general_3:-1500}"
   # Fourth stage (general v3): the third again, from its end, for as many steps (a warm restart).
   stage_four=run-general-4
-  if [ ! -f $stage_four/generator.keras ]; then
-    rm -rf stage-general-3
-    "$semzoo" publish $stage_three --name general --zoo stage-general-3
-    if [ -d $stage_four ]; then
-      "$semzoo" train data-general-ns --out $stage_four --sample-type general --resume
-    else
-      "$semzoo" train data-general-ns --out $stage_four --sample-type general --steps "${STEPS_general_4:-1500}" \
-        --init-from general:1 --zoo stage-general-3 --set beta=0.05 --set lr_schedule=cosine \
-        --set lr_final_fraction=0.1
-    fi
-  fi
+  later_stage data-general-ns $stage_four $stage_three "${STEPS_general_4:-1500}"
   rm -rf stage-zoo report-general
   "$semzoo" publish $stage_four --name general --zoo stage-zoo
   "$semzoo" evaluate --hr-only real/heldout/hr --model general --zoo stage-zoo \
