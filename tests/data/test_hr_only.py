@@ -10,7 +10,7 @@ import pytest
 
 from zoo.data.patches import load_manifest, read_shard
 from zoo.data.sem_tiff import read_sem, write_sem
-from zoo.sim.acquisition import ScanParams
+from zoo.sim.acquisition import TRAINING_RANGES, ScanParams
 
 
 def specimen(rng, shape=(160, 192)):
@@ -184,3 +184,44 @@ def test_calibration_can_skip_the_noise_split_for_an_ablation(tmp_path):
                                      seed=0, noise_split=split)
         assert result.manifest["noise_split"] is split
         assert all((p["noise_split_alpha"] is not None) is split for p in result.manifest["pairs"])
+
+
+def test_line_noise_is_shared_by_input_and_target_at_the_lines_the_record_sampled():
+    from zoo.data.hr_only import make_record
+
+    rng = np.random.default_rng(3)
+    hr = (100 + rng.normal(0, 2, (256, 256))).astype(np.float32)
+
+    def shared(record, target):
+        # Record pixel i is HR 2i, between registered target pixels 2i and 2i + 1.
+        at_points = 0.25 * (target[::2, ::2] + target[1::2, ::2] + target[::2, 1::2] + target[1::2, 1::2])
+        return np.corrcoef((record - record.mean()).ravel(), (at_points - at_points.mean()).ravel())[0, 1]
+
+    # The noise split leaves input and target no white noise in common: what they share is the streaks.
+    made = [make_record(hr, np.random.default_rng(s), params=ScanParams(), line_noise=True) for s in range(12)]
+    with_streaks = [shared(m[0], m[1]) for m in made if m[4]["line_noise"] is not None]
+    without = [shared(m[0], m[1]) for m in made if m[4]["line_noise"] is None]
+    assert with_streaks and without
+    assert min(with_streaks) > 0.03 and np.median(with_streaks) > 0.08 and max(abs(c) for c in without) < 0.02
+    for m in made:
+        if m[4]["line_noise"] is not None:
+            lo, hi = TRAINING_RANGES["line_noise_rms"]
+            assert lo <= m[4]["line_noise"]["rms_sigma"] <= hi
+    # Without the option no field is touched and the info says nothing of it.
+    record, target, _, _, info = make_record(hr, np.random.default_rng(0), noise_split=False, params=ScanParams())
+    assert "line_noise" not in info and np.array_equal(record, hr[::2, ::2])
+
+
+def test_prepare_line_noise_is_recorded_and_refused_for_pairs(tmp_path, cli):
+    raw = write_hr_only(tmp_path / "raw", n=2)
+    assert cli("prepare", raw, "-o", tmp_path / "data", "--patch", "64", "--records-per-image", "3",
+               "--line-noise").exit_code == 0
+    manifest = load_manifest(tmp_path / "data")
+    assert manifest["line_noise"] is True and {"line_noise"} <= set(manifest["pairs"][0])
+    assert any(p["line_noise"] for p in manifest["pairs"])
+    paired = tmp_path / "paired"
+    (paired / "lr").mkdir(parents=True)
+    shutil.copytree(raw / "hr", paired / "hr")
+    result = cli("prepare", paired, "-o", tmp_path / "data2", "--line-noise")
+    assert result.exit_code == 2 and "--line-noise is for HR-only sets" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "data2").exists()

@@ -173,3 +173,57 @@ def test_magnified_view_is_oversampled_with_the_hrs_pixel_noise():
     assert np.corrcoef(view[1::2, 1::2][4:-4, 4:-4].ravel(), hr[4:-4, 4:-4].ravel())[0, 1] > 0.9
     with pytest.raises(ValueError):
         A.magnified_view(hr, 1.0, rng)
+
+
+def _row_difference_acf(image, lag):
+    d = np.diff(np.asarray(image, np.float64), axis=0)
+    return float(np.mean(d[:, :-lag] * d[:, lag:]) / np.mean(d * d))
+
+
+def test_line_noise_is_correlated_along_lines_and_independent_between_them():
+    rng = np.random.default_rng(5)
+    white = rng.normal(0, 1.0, (300, 400)).astype(np.float32)
+    assert np.array_equal(A.line_noise(white, rng, 0.0), white)
+    # Flicker (infinite length): one offset per line, of the rms asked for.
+    flicker = A.line_noise(white, rng, 1.0) - white
+    assert np.ptp(flicker, axis=1).max() < 1e-5 and flicker[:, 0].std() == pytest.approx(1.0, rel=0.12)
+    # Equal white and flicker variance: the row differences' correlation along x is flat at 1/2.
+    noisy = A.line_noise(white, rng, 1.0)
+    assert [_row_difference_acf(noisy, k) for k in (1, 8, 64)] == pytest.approx([0.5] * 3, abs=0.08)
+    # A finite length: the streaks have the rms asked for and decorrelate along x over about it.
+    streaks = A.line_noise(np.zeros((300, 4000), np.float32), rng, 2.0, length_px=10.0)
+    assert streaks.std() == pytest.approx(2.0, rel=0.05)
+    along_x = [float(np.mean(streaks[:, :-k] * streaks[:, k:]) / streaks.var()) for k in (1, 10, 60)]
+    assert along_x[0] > 0.99 and 0.6 < along_x[1] < 0.9 and abs(along_x[2]) < 0.05  # exp(-k^2 / 4L^2)
+    between_lines = float(np.mean(streaks[:-1] * streaks[1:]) / streaks.var())
+    assert abs(between_lines) < 0.03
+    with pytest.raises(ValueError):
+        A.line_noise(white, rng, -1.0)
+
+
+def test_line_flicker_estimate_finds_the_offsets_and_not_the_structure():
+    rng = np.random.default_rng(6)
+    y, x = np.mgrid[0:400, 0:500]
+    structure = 80.0 * ((x - 250) ** 2 + (y - 200) ** 2 < 120**2) + 0.3 * y  # edges and a vertical ramp
+    for sigma in (1.0, 5.0):
+        image = structure + rng.normal(0, sigma, structure.shape)
+        assert A.estimate_line_flicker(image) < 0.1 * sigma
+        for share in (0.3, 1.0):
+            flickering = A.line_noise(image.astype(np.float32), rng, share * sigma)
+            assert A.estimate_line_flicker(flickering) == pytest.approx(share * sigma, rel=0.2)
+    # Integer-valued micrographs (8-bit): the estimate is not stuck at 0 by the quantisation.
+    quantised = np.round(A.line_noise((structure + rng.normal(0, 3.0, structure.shape)).astype(np.float32),
+                                      rng, 1.5))
+    assert A.estimate_line_flicker(quantised) == pytest.approx(1.5, rel=0.2)
+
+
+def test_drawn_line_noise_stays_in_its_ranges():
+    rng = np.random.default_rng(7)
+    draws = [A.draw_line_noise(rng) for _ in range(400)]
+    drawn = [d for d in draws if d is not None]
+    assert 0.4 < len(drawn) / len(draws) < 0.6
+    lo, hi = A.TRAINING_RANGES["line_noise_rms"]
+    assert all(lo <= rms <= hi for rms, _ in drawn)
+    lo, hi = A.TRAINING_RANGES["line_noise_length_px"]
+    lengths = np.array([length for _, length in drawn])
+    assert lengths.min() >= lo and lengths.max() <= hi and np.median(lengths) == pytest.approx(np.sqrt(lo * hi), rel=0.35)

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from zoo.cli.options import SeedOption, progress_bar
+from zoo.errors import UserError
 
 
 def prepare(
@@ -38,6 +39,9 @@ def prepare(
                                                    "noise split).")] = 1,
     noise_split: Annotated[bool, typer.Option("--noise-split/--no-noise-split", help="HR-only: split the "
                                               "HR's noise so input and target share none.")] = True,
+    line_noise: Annotated[bool, typer.Option("--line-noise", help="HR-only: add scan-line noise (streaks "
+                                             "along x, flicker) to half the HR fields before recording "
+                                             "them; ranges in zoo.sim.acquisition.TRAINING_RANGES.")] = False,
     seed: SeedOption = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier data set at --out.")] = False,
 ) -> None:
@@ -49,6 +53,8 @@ def prepare(
     from zoo.data.prepare import is_hr_only, match_pairs, prepare_dataset
 
     hr_only = is_hr_only(raw)
+    if line_noise and not hr_only:
+        raise UserError(f"{raw}: --line-noise is for HR-only sets (hr/ without lr/); paired records keep their own")
     count = len(hr_images(raw)) * records_per_image if hr_only else len(match_pairs(raw)[0])
     with progress_bar("recording HR images" if hr_only else "registering pairs", total=max(1, count)) as update:
         result = prepare_dataset(
@@ -56,7 +62,8 @@ def prepare(
             min_correlation=min_correlation, min_patch_correlation=min_patch_correlation,
             lr_pixel_size_nm=pixel_size, hr_pixel_size_nm=hr_pixel_size, sample_type=sample_type,
             overwrite=overwrite, seed=seed, progress=update,
-            hr_only={"records_per_image": records_per_image, "noise_split": noise_split},
+            hr_only={"records_per_image": records_per_image, "noise_split": noise_split,
+                     **({"line_noise": True} if line_noise else {})},
         )
     err = Console(stderr=True)
     for warning in result.warnings:

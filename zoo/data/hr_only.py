@@ -13,6 +13,9 @@ the sampled pixels of the stepping scan) and a network learns to copy it. By def
 noise is split first (:func:`zoo.sim.acquisition.split_noise`, alpha 0.5): the record is made
 from ``hr + alpha z``, the target is ``hr - z / alpha``, uncorrelated in their noise.
 ``noise_split=False`` keeps the shared noise (for the ablation in docs/experiments.md).
+``line_noise=True`` (``semzoo prepare --line-noise``) adds scan-line noise to half the HR
+fields first (:func:`zoo.sim.acquisition.line_noise`, ranges in ``TRAINING_RANGES``): streaks
+correlated along x that real micrographs have and many training images lack.
 
 Several records per image (``records_per_image``, each with its own scan draw and noise split)
 multiply a small real set; they share their image's train/val split, so no val image ever
@@ -78,15 +81,21 @@ def read_hr(path: Path, pixel_size_nm: float | None, patch_size: int):
 
 
 def make_record(hr: np.ndarray, rng: np.random.Generator, *, scale: int = SCALE, noise_split: bool = True,
-                alpha: float = DEFAULT_NOISE_ALPHA, params: acq.ScanParams | None = None):
+                alpha: float = DEFAULT_NOISE_ALPHA, params: acq.ScanParams | None = None,
+                line_noise: bool = False):
     """(record, target on the registered grid, valid mask, params, info) for one HR image.
 
     The record is ``hr.shape // scale``; the target ``scale`` times that, Lanczos-resampled
     from the (noise-split) HR at the record's phase, valid where it maps inside the HR.
+    ``line_noise``: first add scan-line noise drawn by :func:`zoo.sim.acquisition.draw_line_noise`
+    to the HR field (input and target then share it, as a record shares the lines it sampled).
     """
     img = np.asarray(hr, dtype=np.float32)
     sigma = acq.estimate_noise_sigma(img)
     params = params or acq.draw_scan_params(rng, scale)
+    streaks = acq.draw_line_noise(rng) if line_noise else None
+    if streaks is not None and sigma > 0:
+        img = acq.line_noise(img, rng, streaks[0] * sigma, streaks[1])
     if noise_split and sigma > 0:
         for_input, for_target = acq.split_noise(img, rng, alpha=alpha, noise_sigma=sigma)
         input_sigma = sigma * float(np.sqrt(1 + alpha**2))
@@ -107,6 +116,9 @@ def make_record(hr: np.ndarray, rng: np.random.Generator, *, scale: int = SCALE,
              & (my >= margin) & (my <= img.shape[0] - 1 - margin))
     info = {"scan": params.as_dict(), "hr_noise_sigma": round(sigma, 6),
             "noise_split_alpha": alpha if noise_split else None}
+    if line_noise:
+        info["line_noise"] = (None if streaks is None or sigma <= 0 else
+                              {"rms_sigma": round(streaks[0], 4), "length_px": round(streaks[1], 2)})
     return record, target.astype(np.float32), valid, params, info
 
 
@@ -114,7 +126,7 @@ def prepare_hr_only(
     raw: Path, out_dir: Path, *, patch_size: int, stride: int, val_fraction: float,
     min_patch_correlation: float, hr_pixel_size_nm: float | None, sample_type: str | None, seed: int,
     progress: Callable[[int, int], None] | None = None, records_per_image: int = 1,
-    noise_split: bool = True, alpha: float = DEFAULT_NOISE_ALPHA,
+    noise_split: bool = True, alpha: float = DEFAULT_NOISE_ALPHA, line_noise: bool = False,
 ):
     """Record, cut and write an HR-only RAW into DATA (see the module docstring)."""
     from zoo.data.prepare import PrepareResult, finish_manifest
@@ -137,7 +149,7 @@ def prepare_hr_only(
                 name = path.stem if records_per_image == 1 else f"{path.stem}-r{r}"
                 rng = np.random.default_rng([seed, i, r])
                 record, target, valid, params, info = make_record(
-                    sem.image, rng, noise_split=noise_split, alpha=alpha)
+                    sem.image, rng, noise_split=noise_split, alpha=alpha, line_noise=line_noise)
                 up = lanczos_upsample2x(record)
                 cut = P.cut_patches(record, target, valid, patch_size=patch_size, stride=stride,
                                     min_correlation=min_patch_correlation, lr_upsampled=up)
@@ -170,7 +182,7 @@ def prepare_hr_only(
             extra={"hr_only": True, "lr_pixel_size_range_nm": [min(sizes), max(sizes)],
                    "acquisition_model": "zoo.sim.acquisition", "training_ranges": acq.TRAINING_RANGES,
                    "noise_split": noise_split, "noise_split_alpha": alpha if noise_split else None,
-                   "records_per_image": records_per_image, "min_patch_correlation": min_patch_correlation,
+                   "line_noise": line_noise, "records_per_image": records_per_image, "min_patch_correlation": min_patch_correlation,
                    "sources": sources},
             no_patch_hint=f"--min-patch-correlation {min_patch_correlation}")
     return PrepareResult(out_dir=out_dir, manifest=manifest)

@@ -8,6 +8,9 @@ the real-image evaluation and the client's consistency map (:mod:`zoo.client.con
 - the beam's travel during the dwell: a box along the fast axis x (:func:`_box_kernel`);
 - the time a pixel is visited and the drift linear in it (:func:`frame_time`, :func:`linear_drift`);
 - scan-line jitter: a random offset per line, plus mains hum (:func:`line_jitter`);
+- scan-line noise: intensity noise correlated along each line, independent between lines, a
+  per-line offset (flicker) in the limit (:func:`line_noise`; flicker is measured with
+  :func:`estimate_line_flicker`);
 - shot noise at a dose: Poisson secondary electrons with the detector's gain and read noise
   (:func:`detect`), from a noise-free yield.
 
@@ -103,7 +106,26 @@ TRAINING_RANGES = {
     "dose_ratio": (0.5, 1.0),
     "jitter_px": (0.02, 0.2),
     "drift_px": (-1.0, 1.0),
+    # Scan-line noise (:func:`line_noise`), added to the HR field before it is recorded when
+    # HR-only data asks for it (``semzoo prepare --line-noise``): drawn with probability
+    # ``line_noise``, its rms in units of the HR's white-noise std and its correlation length
+    # along x log-uniform, in HR pixels. Real 50 kX InLens micrographs (GaAs nanomembranes,
+    # 2.23 nm/px) show row differences whose correlation along x is 0.42-0.46 at 1 px and falls
+    # to 0.15 at 64 px (0.03-0.1 along y): about 0.9 sigma of noise 30-60 px long.
+    "line_noise": 0.5,
+    "line_noise_rms": (0.2, 1.0),
+    "line_noise_length_px": (4.0, 128.0),
 }
+
+
+def draw_line_noise(rng: np.random.Generator, ranges: dict | None = None) -> tuple[float, float] | None:
+    """(rms in HR noise stds, correlation length in px) from :data:`TRAINING_RANGES`, or None
+    (no line noise, with probability 1 - ``line_noise``)."""
+    r = {**TRAINING_RANGES, **(ranges or {})}
+    if rng.uniform() >= r["line_noise"]:
+        return None
+    lo, hi = r["line_noise_length_px"]
+    return float(rng.uniform(*r["line_noise_rms"])), float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
 def draw_scan_params(rng: np.random.Generator, scale: int = 2, ranges: dict | None = None) -> ScanParams:
@@ -151,6 +173,56 @@ def estimate_noise_sigma(image: np.ndarray, mask: np.ndarray | None = None) -> f
         return 0.0
     mad = np.median(np.abs(residual - np.median(residual)))
     return float(mad * _MAD_TO_SIGMA / math.sqrt(1.25))
+
+
+def estimate_line_flicker(image: np.ndarray) -> float:
+    """Robust estimate of the rms per-line intensity offset (line flicker) of an image.
+
+    Row ``j`` of an image with flicker is ``s_j(x) + n_j(x) + o_j`` (signal, white noise, the
+    line's offset). The mean along x of the row difference ``r_j - r_{j-1}``, each value
+    clipped to 3 noise stds of a difference about the row's median (so the few edges that
+    cross the line barely count; a median alone is useless on integer-valued micrographs, where
+    it is mostly exactly 0), estimates ``o_j - o_{j-1}``; for independent offsets its variance
+    is ``2 rms^2``, from which its own noise (``2 sigma^2 / W`` for W pixels per line) is
+    subtracted. The spread over lines is a MAD, so lines crossing a horizontal edge do not
+    count either. 0 for an image with no flicker (up to that noise floor).
+    """
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim != 2 or min(img.shape) < 3:
+        raise ValueError("estimate_line_flicker needs a 2-D image of at least 3x3 pixels")
+    sigma = estimate_noise_sigma(image)
+    diff = np.diff(img, axis=0)
+    centre = np.median(diff, axis=1, keepdims=True)
+    reach = 3.0 * math.sqrt(2.0) * max(sigma, 1e-12)
+    d = np.mean(np.clip(diff, centre - reach, centre + reach), axis=1)
+    spread = float(np.median(np.abs(d - np.median(d)))) * _MAD_TO_SIGMA
+    floor = 2.0 * sigma**2 / img.shape[1]
+    return float(math.sqrt(max(spread**2 - floor, 0.0) / 2.0))
+
+
+def line_noise(image: np.ndarray, rng: np.random.Generator, rms: float, length_px: float = math.inf) -> np.ndarray:
+    """The image (float32) plus scan-line noise: per line (row) an independent Gaussian
+    process along the fast axis x of std ``rms`` and correlation length ``length_px`` (white
+    noise Gaussian-filtered with that std, in pixels, then rescaled to ``rms``); the default
+    infinite length is line flicker, one intensity offset per line. This is the streaky noise
+    of a detector or brightness that wanders on time scales between a pixel's dwell and a
+    line's: correlated along a line, independent between lines (real micrographs show it as
+    row differences correlated along x but not along y). ``rms`` = 0 returns it unchanged."""
+    img = np.asarray(image, dtype=np.float32)
+    if rms < 0 or not length_px > 0:
+        raise ValueError(f"line noise needs rms >= 0 and length_px > 0, got {rms}, {length_px}")
+    if rms == 0:
+        return img.copy()
+    h, w = img.shape
+    if math.isinf(length_px) or length_px >= 4 * w:
+        return img + rng.normal(0.0, rms, (h, 1)).astype(np.float32)
+    pad = int(math.ceil(3 * length_px))
+    white = rng.standard_normal((h, w + 2 * pad), dtype=np.float32)
+    smooth = cv2.GaussianBlur(white, (2 * pad + 1, 1), sigmaX=float(length_px), sigmaY=0,
+                              borderType=cv2.BORDER_REFLECT)[:, pad:pad + w]
+    # Unit variance: a Gaussian filter of std L keeps 1 / (2 sqrt(pi) L) of white noise's variance.
+    gain = math.sqrt(2.0 * math.sqrt(math.pi) * length_px) if length_px >= 1 else 1.0 / float(smooth.std())
+    return img + (np.float32(rms * gain) * smooth).astype(np.float32)
 
 
 def stepping_scan_record(hr: np.ndarray, scale: int = 2, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
