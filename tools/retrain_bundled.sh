@@ -17,9 +17,10 @@
 # on the real micrographs of $SEM_TRAIN (default ../shared/sem-train; never copied into the
 # repository) plus simulated HR images of both specimens, all HR-only; the GaAs nanomembranes
 # are kept out of training and measured with `semzoo evaluate --hr-only` (GENERAL=0 skips the
-# stage even when named); STEPS_general / STEPS_general_2 / ... / STEPS_general_5 override its
-# five stages' 2000 / 1500 / 1500 / 1500 / 1500 steps (the last three on records that keep the
-# HR's own noise; the fourth and fifth, warm restarts of the third's cosine, made general v3, v4).
+# stage even when named); STEPS_general / STEPS_general_2 / ... / STEPS_general_6 override its
+# six stages' 2000 / 1500 / 1500 / 1500 / 1500 / 6000 steps (the last four on records that keep
+# the HR's own noise; the fourth, fifth and sixth, warm restarts of the third's cosine, made
+# general v3, v4, v5).
 #
 # Continuation (how gold-on-carbon v2 was made): CONTINUE_gold_on_carbon="gold-on-carbon:1 4600"
 # skips the from-scratch run and trains run-$sample-cont from that version of models/ for 4600
@@ -147,11 +148,14 @@ if [ "$run_general" = 1 ]; then
   # Fifth stage (general v4): a second warm restart.
   stage_five=run-general-5
   later_stage data-general-ns $stage_five $stage_four "${STEPS_general_5:-1500}"
+  # Sixth stage (general v5): a third warm restart, four times as long.
+  stage_six=run-general-6
+  later_stage data-general-ns $stage_six $stage_five "${STEPS_general_6:-6000}"
   rm -rf stage-zoo report-general
-  "$semzoo" publish $stage_five --name general --zoo stage-zoo
+  "$semzoo" publish $stage_six --name general --zoo stage-zoo
   "$semzoo" evaluate --hr-only real/heldout/hr --model general --zoo stage-zoo \
     --report report-general
-  "$semzoo" publish $stage_five --name general --zoo "$repo/models" --label stable \
+  "$semzoo" publish $stage_six --name general --zoo "$repo/models" --label stable \
     --evaluation report-general/results.json
 fi
 "$semzoo" zoo config --zoo "$repo/models"
