@@ -204,3 +204,22 @@ def test_d_head_is_checked_and_settable():
     assert TrainingConfig.parse_settings(["d_head=patch"]) == {"d_head": "patch"}
     with pytest.raises(UserError, match="d_head must be one of global, patch, got 'pixel'"):
         get_preset("tiny").replace(d_head="pixel")
+
+
+def test_pixel_loss_mse_is_checked_settable_and_drives_the_generator_step():
+    import tensorflow as tf
+
+    from zoo.errors import UserError
+    from zoo.nets.presets import TrainingConfig
+
+    assert TrainingConfig.parse_settings(["pixel_loss=mse"]) == {"pixel_loss": "mse"}
+    with pytest.raises(UserError, match="pixel_loss must be one of l1, mse, got 'l2'"):
+        get_preset("tiny").replace(pixel_loss="l2")
+    lr, hr = next(iter(toy_data().train(4, 0)))
+    for kind in ("l1", "mse"):
+        model = _srgan(pixel_loss=kind)
+        assert model.get_config()["pixel_loss"] == kind
+        error = tf.cast(model.generator(lr, training=True), tf.float32) - tf.cast(hr, tf.float32)
+        expected = float(tf.reduce_mean(tf.square(error) if kind == "mse" else tf.abs(error)))
+        logs = model._train_step((lr, hr), update_discriminator=False)
+        assert float(logs["l1"]) == pytest.approx(expected, rel=1e-4)

@@ -55,6 +55,21 @@ def test_weighted_l1_is_the_weighted_mean_and_uniform_weights_give_the_plain_one
     assert float(terms["l1"]) != pytest.approx(float(losses.l1_loss(sr, hr)))
 
 
+def test_mse_pixel_loss_is_the_weighted_mean_squared_error():
+    hr = np.zeros((1, 2, 2, 1), np.float32)
+    sr = np.array([1, 2, 3, 4], np.float32).reshape(1, 2, 2, 1)
+    weights = np.array([1, 1, 1, 5], np.float32).reshape(1, 2, 2, 1)
+    assert float(losses.l1_loss(sr, hr, squared=True)) == pytest.approx((1 + 4 + 9 + 16) / 4)
+    assert float(losses.l1_loss(sr, hr, weights, squared=True)) == pytest.approx((1 + 4 + 9 + 80) / 8)
+    d = np.full((1, 1), 1.0, np.float32)  # adversarial term 0
+    terms = losses.generator_loss(sr, hr, d, alpha=0.0, beta=1.0, pixel_loss="mse")
+    assert float(terms["l1"]) == pytest.approx(7.5)
+    assert float(terms["total"]) == pytest.approx(7.5)
+    assert float(losses.generator_loss(sr, hr, d, alpha=0.0, beta=1.0)["l1"]) == pytest.approx(2.5)
+    with pytest.raises(ValueError, match="pixel_loss"):
+        losses.generator_loss(sr, hr, d, alpha=0.0, beta=1.0, pixel_loss="l2")
+
+
 def test_focus_weights_weight_gap_and_contact_bands_apart():
     mask = np.array([0, 1, 2, 1], np.float32).reshape(1, 2, 2, 1)  # background, gap, contact, gap
     np.testing.assert_allclose(np.ravel(losses.focus_weights(mask, 8.0, 2.0)), [1, 9, 3, 9])

@@ -63,11 +63,13 @@ class SRGAN(keras.Model):
         :mod:`zoo.data.focus` marks a narrow gap (``GAP``) and ``1 + contact_weight`` where it
         marks a contact (``CONTACT``); 0 (the default, the paper's loss) or ``(lr, hr)``
         batches keep the plain L1.
+    pixel_loss : "l1" or "mse"
+        The pixel term of Eq. 1: the paper's L1 (default) or the mean squared error.
     """
 
     def __init__(self, generator, discriminator, *, alpha=0.08, beta=6.0, d_every=4,
                  ema_decay=0.999, seed=0, label_noise=0.0, gap_weight=0.0,
-                 contact_weight=0.0, **kwargs):
+                 contact_weight=0.0, pixel_loss="l1", **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -79,6 +81,9 @@ class SRGAN(keras.Model):
         self.label_noise = float(label_noise)
         self.gap_weight = float(gap_weight)
         self.contact_weight = float(contact_weight)
+        if pixel_loss not in ("l1", "mse"):
+            raise ValueError(f"pixel_loss must be 'l1' or 'mse', got {pixel_loss!r}")
+        self.pixel_loss = str(pixel_loss)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         # The EMA weights live in a twin of the generator, so validation and export use them
         # directly; it is never trained (Keras' own EMA only applies to self.optimizer).
@@ -158,6 +163,7 @@ class SRGAN(keras.Model):
             "label_noise": self.label_noise,
             "gap_weight": self.gap_weight,
             "contact_weight": self.contact_weight,
+            "pixel_loss": self.pixel_loss,
         }
 
     @classmethod
@@ -249,7 +255,7 @@ class SRGAN(keras.Model):
             enhanced = tf.cast(self.generator(lr, training=True), tf.float32)
             d_fake = self.discriminator(enhanced, training=False)
             terms = losses.generator_loss(enhanced, hr, d_fake, alpha=self.alpha, beta=self.beta,
-                                          weights=weights)
+                                          weights=weights, pixel_loss=self.pixel_loss)
             scaled = self.g_optimizer.scale_loss(terms["total"])
         grads = tape.gradient(scaled, self.generator.trainable_variables)
         self.g_optimizer.apply(grads, self.generator.trainable_variables)

@@ -46,14 +46,16 @@ def focus_weights(focus, gap_weight: float, contact_weight: float) -> tf.Tensor:
             + contact_weight * tf.cast(tf.equal(focus, float(CONTACT)), tf.float32))
 
 
-def l1_loss(enhanced, target, weights=None) -> tf.Tensor:
+def l1_loss(enhanced, target, weights=None, *, squared: bool = False) -> tf.Tensor:
     """Mean absolute error between the network output G(x) and the registered HR z (Eq. 1).
 
     With ``weights`` (broadcastable to the images, >= 0) the weighted mean
     sum(w |G(x) - z|) / sum(w): the gap-weighted L1 of :mod:`zoo.data.focus`, on the same scale
-    as the plain one (all weights equal gives the plain mean).
+    as the plain one (all weights equal gives the plain mean). ``squared`` takes the (weighted)
+    mean of the squared error instead (``TrainingConfig.pixel_loss == "mse"``).
     """
-    error = tf.abs(_f32(enhanced) - _f32(target))
+    difference = _f32(enhanced) - _f32(target)
+    error = tf.square(difference) if squared else tf.abs(difference)
     if weights is None:
         return tf.reduce_mean(error)
     weights = tf.broadcast_to(_f32(weights), tf.shape(error))
@@ -65,7 +67,8 @@ def adversarial_loss(d_of_enhanced) -> tf.Tensor:
     return tf.reduce_mean(tf.square(1.0 - _f32(d_of_enhanced)))
 
 
-def generator_loss(enhanced, target, d_of_enhanced, *, alpha: float, beta: float, weights=None) -> dict:
+def generator_loss(enhanced, target, d_of_enhanced, *, alpha: float, beta: float, weights=None,
+                   pixel_loss: str = "l1") -> dict:
     """Generator loss, paper Eq. 1, with its terms.
 
     .. math:: L_G = L_1(G(x), z) + \\alpha \\, TV(G(x)) + \\beta \\, (1 - D(G(x)))^2
@@ -82,6 +85,8 @@ def generator_loss(enhanced, target, d_of_enhanced, *, alpha: float, beta: float
         Weights of total variation (Eq. 3) and of the adversarial term.
     weights : tensor (N, H, W, 1), optional
         Per-pixel L1 weights (see :func:`l1_loss`); ``l1`` is then the weighted term.
+    pixel_loss : "l1" or "mse"
+        The pixel term: the paper's L1, or the mean squared error (returned as ``l1`` too).
 
     Returns
     -------
@@ -90,7 +95,9 @@ def generator_loss(enhanced, target, d_of_enhanced, *, alpha: float, beta: float
         term's share of the total (``share_l1``, ``share_tv``, ``share_adversarial``; the paper
         reports ~14%, ~2% and ~84%).
     """
-    l1 = l1_loss(enhanced, target, weights)
+    if pixel_loss not in ("l1", "mse"):
+        raise ValueError(f"pixel_loss must be 'l1' or 'mse', got {pixel_loss!r}")
+    l1 = l1_loss(enhanced, target, weights, squared=pixel_loss == "mse")
     tv = total_variation(enhanced)
     adv = adversarial_loss(d_of_enhanced)
     weighted_tv = alpha * tv

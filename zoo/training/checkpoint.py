@@ -22,7 +22,8 @@ def build_srgan(config, *, seed: int = 0):
 
     model = SRGAN(build_generator(config), build_discriminator(config), alpha=config.alpha,
                   beta=config.beta, d_every=config.d_every, ema_decay=config.ema_decay, seed=seed,
-                  gap_weight=config.gap_weight, contact_weight=config.contact_weight)
+                  gap_weight=config.gap_weight, contact_weight=config.contact_weight,
+                  pixel_loss=config.pixel_loss)
     model.build((None, None, None, 1))
     model.compile(g_optimizer=adam(config.g_learning_rate), d_optimizer=adam(config.d_learning_rate))
     return model

@@ -19,7 +19,7 @@ from zoo.training.rundir import EVALUATION_FILE, Run, load_run
 __all__ = ["card_from_run", "publish_run"]
 
 
-LOSS_KEYS = ("alpha", "beta", "gap_weight", "contact_weight")
+LOSS_KEYS = ("alpha", "beta", "gap_weight", "contact_weight", "pixel_loss")
 
 
 def card_from_run(
