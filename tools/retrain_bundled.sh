@@ -11,7 +11,7 @@
 # Resumable: a step whose output exists is skipped, and training continues its run with --resume
 # (it checkpoints every 250 steps and on Ctrl-C). STEPS_gold_on_carbon / STEPS_hydrogel override
 # the generator steps (default: the small preset's). On this repository's 2-core CPU the small
-# preset runs at about 0.6-1 generator steps/s per run; run it where the time is.
+# preset runs at about 2.5-4 generator steps/s (general, one run alone; 1,500 steps in 6-10 min).
 #
 # general (issue 12) is trained after the specimen models, from gold-on-carbon's stable version,
 # on the real micrographs of $SEM_TRAIN (default ../shared/sem-train; never copied into the
