@@ -81,7 +81,7 @@ class SRGAN(keras.Model):
         self.label_noise = float(label_noise)
         self.gap_weight = float(gap_weight)
         self.contact_weight = float(contact_weight)
-        if pixel_loss not in ("l1", "mse"):
+        if pixel_loss not in losses.PIXEL_LOSSES:
             raise ValueError(f"pixel_loss must be 'l1' or 'mse', got {pixel_loss!r}")
         self.pixel_loss = str(pixel_loss)
         self.seed_generator = keras.random.SeedGenerator(self.seed)

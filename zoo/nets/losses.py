@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from zoo.nets.presets import PIXEL_LOSSES
+
 
 def _f32(x):
     return tf.cast(x, tf.float32)
@@ -95,7 +97,7 @@ def generator_loss(enhanced, target, d_of_enhanced, *, alpha: float, beta: float
         term's share of the total (``share_l1``, ``share_tv``, ``share_adversarial``; the paper
         reports ~14%, ~2% and ~84%).
     """
-    if pixel_loss not in ("l1", "mse"):
+    if pixel_loss not in PIXEL_LOSSES:
         raise ValueError(f"pixel_loss must be 'l1' or 'mse', got {pixel_loss!r}")
     l1 = l1_loss(enhanced, target, weights, squared=pixel_loss == "mse")
     tv = total_variation(enhanced)
